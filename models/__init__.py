@@ -1,0 +1,1 @@
+"""Pure online models and their evaluation: no Kafka, no Redis, no network."""

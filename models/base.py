@@ -1,0 +1,77 @@
+"""The interfaces every online model implements, so the worker and the evaluator drive them alike.
+
+All models learn from one :class:`~shopstream.models.events.Event` at a time (``learn_one``) and
+serve a ranked list of ``(item_id, score)`` pairs. Serving never changes what a model knows: an
+unknown user, session or item gives an empty list, never a silent insertion.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+from shopstream.models.events import Event
+
+Scored = tuple[str, float]
+
+#: How strongly each event type says "this user wants this item"; impressions are exposure, not
+#: interest, and a removal from the cart is a mild negative.
+DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
+    "view": 1.0,
+    "add_to_cart": 3.0,
+    "remove_from_cart": -1.0,
+    "purchase": 5.0,
+    "impression": 0.0,
+}
+
+
+class Model(ABC):
+    """Something that learns online, one event at a time, and can tell how much state it holds."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def learn_one(self, event: Event) -> None:
+        """Update the model with one event; must be cheap (microseconds)."""
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Learn a batch in order; models override this when they can vectorise it."""
+        for event in events:
+            self.learn_one(event)
+
+    def size(self) -> dict[str, int]:
+        """Entities held, by kind (``users``, ``items``, ``sessions``), for memory metrics."""
+        return {}
+
+
+class SessionRecommender(Model):
+    """Predicts the next items of a session from its prefix."""
+
+    @abstractmethod
+    def recommend_session(self, session_id: str, k: int) -> list[Scored]:
+        """Top-k next items for the session; empty if the session is unknown."""
+
+
+class UserRecommender(Model):
+    """Ranks items for a known user from their history."""
+
+    @abstractmethod
+    def recommend_user(self, user_id: str, k: int) -> list[Scored]:
+        """Top-k items for the user; empty if the user is unknown (callers fall back)."""
+
+
+class ItemRecommender(Model):
+    """Items similar to a given item."""
+
+    @abstractmethod
+    def similar_items(self, item_id: str, k: int) -> list[Scored]:
+        """Top-k items related to ``item_id``, excluding itself; empty if unknown."""
+
+
+class GlobalRecommender(Model):
+    """The same list for everyone (trending), optionally per category."""
+
+    @abstractmethod
+    def top(self, k: int, category: str | None = None) -> list[Scored]:
+        """Top-k items overall, or within ``category``."""

@@ -1,0 +1,53 @@
+"""Capped containers, so that every per-user, per-session and per-item structure stays bounded.
+
+>>> cache = LRUDict(2)
+>>> cache["a"], cache["b"] = 1, 2
+>>> _ = cache["a"]          # touching "a" makes "b" the oldest
+>>> cache["c"] = 3
+>>> sorted(cache), cache.evictions
+(['a', 'c'], 1)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRUDict(OrderedDict[K, V]):
+    """A dict that forgets its least recently used key beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        super().__init__()
+        self.capacity = capacity
+        self.evictions = 0
+
+    def __getitem__(self, key: K) -> V:
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+            self.evictions += 1
+
+    def peek(self, key: K) -> V | None:
+        """Read without refreshing recency (serving must not keep entries alive)."""
+        return super().get(key)
+
+    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+        if key in self:
+            return self[key]
+        return default
+
+    def oldest(self) -> tuple[K, V] | None:
+        """The entry next in line for eviction, for expiry by time."""
+        return next(iter(self.items()), None) if self else None

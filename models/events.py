@@ -1,0 +1,153 @@
+"""Event schema v1: the contract between web trackers, the collector and the models.
+
+Validation is strict because a bad event that slips through poisons models for every user;
+each rejection carries a machine-readable ``reason`` so the dead-letter topic can be triaged.
+
+>>> ev = parse_event({"event_id": "e1", "ts": 1_700_000_000, "session_id": "s1",
+...                   "type": "view", "item_id": "42"}, now=1_700_000_000)
+>>> ev.type, ev.user_id
+('view', None)
+>>> parse_event({"event_id": "e1", "ts": 1_700_000_000, "type": "view", "item_id": "42"},
+...             now=1_700_000_000)
+Traceback (most recent call last):
+...
+shopstream.models.events.InvalidEvent: missing_field: session_id is required
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "impression")
+MAX_ID_LENGTH = 128
+MAX_EVENT_BYTES = 8192
+MAX_PROPERTIES = 32
+EARLIEST_TS = 946_684_800.0  # 2000-01-01: anything older is a unit or clock bug
+MAX_FUTURE_SKEW_S = 3600.0  # client clocks drift; an hour ahead is already suspicious
+
+_REQUIRED_IDS = ("event_id", "session_id", "item_id")
+_OPTIONAL_IDS = ("user_id", "category")
+_KNOWN_FIELDS = frozenset(
+    {"event_id", "ts", "user_id", "session_id", "type", "item_id", "price", "quantity", "category",
+     "properties", "v"}
+)
+
+
+class InvalidEvent(ValueError):
+    """A rejected event; ``reason`` is a stable code, ``field`` names the culprit if there is one."""
+
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "field": self.field, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated clickstream event; ``ts`` is Unix seconds."""
+
+    event_id: str
+    ts: float
+    session_id: str
+    type: str
+    item_id: str
+    user_id: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (schema v1), without absent optional fields."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _check_id(raw: dict[str, Any], name: str, required: bool) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"{name} is required", name)
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"{name} must be a string, got {type(value).__name__}", name)
+    if not 0 < len(value) <= MAX_ID_LENGTH or not value.isprintable():
+        raise InvalidEvent("bad_id", f"{name} must be 1-{MAX_ID_LENGTH} printable characters", name)
+    return value
+
+
+def _parse_ts(value: Any, now: float) -> float:
+    if isinstance(value, bool) or value is None:
+        raise InvalidEvent("missing_field" if value is None else "wrong_type", "ts is required", "ts")
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent("bad_timestamp", "ts is not ISO 8601", "ts") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent("bad_timestamp", "ts in ISO 8601 needs a timezone", "ts")
+        ts = parsed.timestamp()
+    else:
+        raise InvalidEvent("wrong_type", "ts must be Unix seconds or an ISO 8601 string", "ts")
+    if not math.isfinite(ts) or ts < EARLIEST_TS or ts > now + MAX_FUTURE_SKEW_S:
+        raise InvalidEvent("bad_timestamp", f"ts {value!r} is outside 2000-01-01 .. now+1h", "ts")
+    return ts
+
+
+def _optional_number(raw: dict[str, Any], name: str, integer: bool) -> Any:
+    value = raw.get(name)
+    if value is None:
+        return None
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidEvent("wrong_type", f"{name} must be {'an integer' if integer else 'a number'}", name)
+    if not math.isfinite(value) or value < 0 or (integer and value == 0):
+        raise InvalidEvent("bad_value", f"{name} must be {'positive' if integer else 'non-negative'}", name)
+    return int(value) if integer else float(value)
+
+
+def parse_event(raw: Any, now: float | None = None) -> Event:
+    """Validate one decoded JSON object against schema v1; raise :class:`InvalidEvent` otherwise.
+
+    ``now`` is injectable so that tests and replays of old logs can set the clock.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidEvent("not_an_object", f"an event is a JSON object, got {type(raw).__name__}")
+    unknown = raw.keys() - _KNOWN_FIELDS
+    if unknown:
+        raise InvalidEvent("unknown_field", f"unknown fields: {sorted(unknown)[:5]}", sorted(unknown)[0])
+    if raw.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise InvalidEvent("bad_version", f"schema version {raw.get('v')!r} is not {SCHEMA_VERSION}", "v")
+    event_id, session_id, item_id = (_check_id(raw, name, True) for name in _REQUIRED_IDS)
+    user_id, category = (_check_id(raw, name, False) for name in _OPTIONAL_IDS)
+    etype = raw.get("type")
+    if etype is None:
+        raise InvalidEvent("missing_field", "type is required", "type")
+    if etype not in EVENT_TYPES:
+        raise InvalidEvent("unknown_type", f"type {str(etype)[:40]!r} is not one of {EVENT_TYPES}", "type")
+    properties = raw.get("properties")
+    if properties is not None and (not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES):
+        detail = f"properties must be an object of <= {MAX_PROPERTIES} keys"
+        raise InvalidEvent("bad_value", detail, "properties")
+    return Event(
+        event_id=event_id,  # type: ignore[arg-type]
+        ts=_parse_ts(raw.get("ts"), time.time() if now is None else now),
+        session_id=session_id,  # type: ignore[arg-type]
+        type=etype,
+        item_id=item_id,  # type: ignore[arg-type]
+        user_id=user_id,
+        price=_optional_number(raw, "price", integer=False),
+        quantity=_optional_number(raw, "quantity", integer=True),
+        category=category,
+        properties=properties,
+    )

@@ -1,0 +1,84 @@
+"""A capped item-id ↔ row mapping, so per-item scores live in NumPy arrays and top-k is vectorised.
+
+>>> index = ItemIndex(capacity=2)
+>>> index.add("a"), index.add("b"), index.add("a")
+(0, 1, 0)
+>>> index.full
+True
+>>> index.remove("a")
+0
+>>> index.add("c")      # the freed row is reused
+0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ItemIndex:
+    """Assigns each item a dense row in ``[0, capacity)``; freed rows are reused."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._rows: dict[str, int] = {}
+        self._ids = np.empty(capacity, dtype=object)
+        self._free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._rows
+
+    @property
+    def full(self) -> bool:
+        return len(self._rows) >= self.capacity
+
+    def get(self, item_id: str) -> int | None:
+        return self._rows.get(item_id)
+
+    def add(self, item_id: str) -> int:
+        """The item's row, assigning one if new; raises when full (callers evict first)."""
+        row = self._rows.get(item_id)
+        if row is not None:
+            return row
+        if self._free:
+            row = self._free.pop()
+        elif len(self._rows) < self.capacity:
+            row = len(self._rows)
+        else:
+            raise OverflowError("ItemIndex is full: evict before adding")
+        self._rows[item_id] = row
+        self._ids[row] = item_id
+        return row
+
+    def remove(self, item_id: str) -> int:
+        row = self._rows.pop(item_id)
+        self._ids[row] = None
+        self._free.append(row)
+        return row
+
+    def ids(self, rows: np.ndarray) -> list[str]:
+        return self._ids[rows].tolist()
+
+    def rows_in_use(self) -> np.ndarray:
+        return np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))
+
+
+def top_k(scores: np.ndarray, k: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the k largest scores, best first, in O(n) + O(k log k).
+
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.7]), 2).tolist()
+    [1, 3]
+    """
+    if valid is not None:
+        scores = np.where(valid, scores, -np.inf)
+    k = min(k, scores.size)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    best = part[np.argsort(-scores[part], kind="stable")]
+    return best[np.isfinite(scores[best])]

@@ -1,0 +1,179 @@
+"""Item-to-item transitions and co-visitation, learned online from session sequences.
+
+One pass over each session event feeds two sparse graphs: ``a → b`` when b directly follows a
+(first-order Markov, the strong signal for next-item), and ``a ↔ b`` when both occur within a few
+steps of each other (co-visitation, the signal for "similar items"). Every structure is capped:
+items (LRU), neighbours per item (pruned by weight), sessions (LRU plus expiry by event time).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
+from shopstream.models.bounded import LRUDict
+from shopstream.models.events import Event
+
+POSITIVE_TYPES = frozenset({"view", "add_to_cart", "purchase"})
+
+
+@dataclass(slots=True)
+class SessionState:
+    items: list[str] = field(default_factory=list)
+    last_ts: float = 0.0
+
+
+class NeighbourGraph:
+    """Weighted item → item edges with a cap per item and on items, pruned lazily by weight.
+
+    >>> g = NeighbourGraph(max_items=10, max_neighbours=1)
+    >>> g.add("a", "b", 1.0); g.add("a", "c", 2.0); g.add("a", "d", 0.5)
+    >>> g.neighbours("a")
+    {'c': 2.0}
+    """
+
+    def __init__(self, max_items: int, max_neighbours: int) -> None:
+        self.max_neighbours = max_neighbours
+        self._edges: LRUDict[str, dict[str, float]] = LRUDict(max_items)
+
+    def __len__(self) -> int:
+        return len(self._edges)
+
+    @property
+    def evictions(self) -> int:
+        return self._edges.evictions
+
+    def add(self, src: str, dst: str, weight: float) -> None:
+        edges = self._edges.get(src)
+        if edges is None:
+            edges = self._edges[src] = {}
+        edges[dst] = edges.get(dst, 0.0) + weight
+        if len(edges) > 2 * self.max_neighbours:
+            self._prune(src, edges)
+
+    def _prune(self, src: str, edges: dict[str, float]) -> None:
+        self._edges[src] = dict(heapq.nlargest(self.max_neighbours, edges.items(), key=lambda kv: kv[1]))
+
+    def neighbours(self, src: str) -> dict[str, float]:
+        edges = self._edges.peek(src)
+        if edges is None:
+            return {}
+        if len(edges) > self.max_neighbours:
+            self._prune(src, edges)
+            edges = self._edges.peek(src) or {}
+        return edges
+
+
+class ItemTransitions(SessionRecommender, ItemRecommender):
+    """Next items for a session from its recent items' transitions; similar items from co-visits.
+
+    Parameters
+    ----------
+    window
+        Recent items of a session that vote for the next item, and the co-visitation reach.
+    max_items
+        Items with neighbour lists held.
+    max_neighbours
+        Neighbours kept per item.
+    max_sessions
+        Sessions held; beyond it the least recently active is dropped.
+    session_ttl_s
+        A session idle this long (in event time) is forgotten.
+    covisit_weight
+        Weight of co-visitation against direct transitions when predicting the next item.
+
+    Examples
+    --------
+    >>> from shopstream.models.events import Event
+    >>> model = ItemTransitions()
+    >>> for i, (sid, item) in enumerate([("s1", "a"), ("s1", "b"), ("s2", "a"), ("s2", "b"),
+    ...                                  ("s3", "a"), ("s3", "c"), ("s4", "a")]):
+    ...     model.learn_one(Event(f"e{i}", 1e9 + i, sid, "view", item))
+    >>> [item for item, _ in model.recommend_session("s4", 2)]
+    ['b', 'c']
+    >>> model.recommend_session("unknown", 2)
+    []
+    """
+
+    name = "transitions"
+
+    def __init__(
+        self,
+        window: int = 5,
+        max_items: int = 200_000,
+        max_neighbours: int = 100,
+        max_sessions: int = 200_000,
+        session_ttl_s: float = 3600.0,
+        covisit_weight: float = 0.3,
+    ) -> None:
+        self.window = window
+        self.max_items = max_items
+        self.max_neighbours = max_neighbours
+        self.max_sessions = max_sessions
+        self.session_ttl_s = session_ttl_s
+        self.covisit_weight = covisit_weight
+        self._next = NeighbourGraph(max_items, max_neighbours)
+        self._covisit = NeighbourGraph(max_items, max_neighbours)
+        self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
+        self.expired_sessions = 0
+
+    def learn_one(self, event: Event) -> None:
+        if event.type not in POSITIVE_TYPES:
+            return
+        self._expire(event.ts)
+        state = self._sessions.get(event.session_id)
+        if state is None:
+            state = self._sessions[event.session_id] = SessionState()
+        recent = state.items[-self.window:]
+        if recent and recent[-1] != event.item_id:
+            self._next.add(recent[-1], event.item_id, 1.0)
+        for distance, other in enumerate(reversed(recent), start=1):
+            if other != event.item_id:
+                self._covisit.add(other, event.item_id, 1.0 / distance)
+                self._covisit.add(event.item_id, other, 1.0 / distance)
+        state.items.append(event.item_id)
+        del state.items[: -self.window]
+        state.last_ts = max(state.last_ts, event.ts)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.session_ttl_s
+        while (oldest := self._sessions.oldest()) is not None and oldest[1].last_ts < horizon:
+            self._sessions.popitem(last=False)
+            self.expired_sessions += 1
+
+    def session_items(self, session_id: str) -> list[str]:
+        state = self._sessions.peek(session_id)
+        return [] if state is None else list(state.items)
+
+    def recommend_session(self, session_id: str, k: int) -> list[Scored]:
+        state = self._sessions.peek(session_id)
+        if state is None or not state.items:
+            return []
+        scores: dict[str, float] = {}
+        for position, item in enumerate(reversed(state.items)):
+            decay = 1.0 / (1 + position)
+            self._vote(scores, self._next.neighbours(item), decay)
+            self._vote(scores, self._covisit.neighbours(item), decay * self.covisit_weight)
+        return heapq.nlargest(k, scores.items(), key=lambda kv: kv[1])
+
+    @staticmethod
+    def _vote(scores: dict[str, float], edges: Mapping[str, float], weight: float) -> None:
+        total = sum(edges.values())
+        if total <= 0:
+            return
+        scale = weight / total
+        for item, w in edges.items():
+            scores[item] = scores.get(item, 0.0) + w * scale
+
+    def similar_items(self, item_id: str, k: int) -> list[Scored]:
+        edges = self._covisit.neighbours(item_id)
+        if not edges:
+            return []
+        norm = math.fsum(edges.values())
+        return [(item, w / norm) for item, w in heapq.nlargest(k, edges.items(), key=lambda kv: kv[1])]
+
+    def size(self) -> dict[str, int]:
+        return {"items": len(self._covisit), "sessions": len(self._sessions)}
