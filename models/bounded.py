@@ -6,6 +6,9 @@
 >>> cache["c"] = 3
 >>> sorted(cache), cache.evictions
 (['a', 'c'], 1)
+>>> seen = SeenIds(2)
+>>> [seen.first_time(x) for x in ["a", "b", "a", "c", "a"]]
+[True, True, False, True, True]
 """
 
 from __future__ import annotations
@@ -51,3 +54,25 @@ class LRUDict(OrderedDict[K, V]):
     def oldest(self) -> tuple[K, V] | None:
         """The entry next in line for eviction, for expiry by time."""
         return next(iter(self.items()), None) if self else None
+
+
+class SeenIds:
+    """Remembers the last ``capacity`` ids, first in first out, to drop redelivered events."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def first_time(self, event_id: str) -> bool:
+        """True if the id is new (and remember it); False for a duplicate."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.capacity:
+            del self._ids[next(iter(self._ids))]
+        return True

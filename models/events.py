@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "impression")
 MAX_ID_LENGTH = 128
@@ -151,3 +153,44 @@ def parse_event(raw: Any, now: float | None = None) -> Event:
         category=category,
         properties=properties,
     )
+
+
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """One Kafka record's value: a JSON array of events of one session, in order.
+
+    Several events per record is the wire design (see docs/events.md): the per-record cost of the
+    stream runtime is paid once per batch of a session, not once per event.
+    """
+    return orjson.dumps(events)
+
+
+def decode_events(payload: bytes) -> list[Any]:
+    """The raw events a record carries (a JSON array, or a single object); not yet validated.
+
+    >>> decode_events(b'[{"a": 1}, {"a": 2}]')
+    [{'a': 1}, {'a': 2}]
+    >>> decode_events(b'{"a": 1}')
+    [{'a': 1}]
+    """
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("invalid_json", str(exc)[:200]) from None
+    return value if isinstance(value, list) else [value]
+
+
+MAX_DEAD_LETTER_RAW = 65_536
+
+
+def dead_letter(raw: Any, error: InvalidEvent, source: str, now: float) -> bytes:
+    """A dead-letter record: the reason, where it was rejected, and the payload as received.
+
+    >>> import orjson
+    >>> rec = orjson.loads(dead_letter(b"{oops", InvalidEvent("invalid_json", "bad"), "collector", 1.0))
+    >>> rec["reason"], rec["raw"], rec["source"]
+    ('invalid_json', '{oops', 'collector')
+    """
+    if isinstance(raw, bytes | bytearray):
+        raw = bytes(raw[:MAX_DEAD_LETTER_RAW]).decode("utf-8", errors="replace")
+    return orjson.dumps({**error.as_dict(), "source": source, "rejected_at": now, "raw": raw},
+                        default=repr)

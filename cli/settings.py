@@ -1,0 +1,80 @@
+"""Configuration from environment variables, validated once at start-up.
+
+Every component reads the same few connection settings, so they are declared once here; each
+value has a documented default (see docs/configuration.md) and a bad value stops the process with
+a message naming the variable, instead of failing later in the hot path.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept the conventional bare name (``REDIS_URL``) as well as the prefixed one."""
+    return AliasChoices(name, f"SHOPSTREAM_{name}")
+
+
+class CommonSettings(BaseSettings):
+    """Where Kafka and Redis are and what the topics are called."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL"))
+    events_topic: str = Field("clickstream.events", min_length=1)
+    dlq_topic: str = Field("clickstream.dlq", min_length=1)
+    topic_partitions: int = Field(8, ge=1, le=1024)
+    key_prefix: str = ""
+    log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
+
+
+class WorkerSettings(CommonSettings):
+    """The stream worker: batching, serving and model capacity."""
+
+    app_id: str = Field("shopstream-worker", min_length=1)
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(6066, ge=1, le=65535)
+    batch_max_records: int = Field(2000, ge=1, le=100_000)
+    batch_within_s: float = Field(0.02, gt=0, le=10)
+    top_k: int = Field(20, ge=1, le=500)
+    ttl_session_s: int = Field(2 * 3600, ge=1)
+    ttl_user_s: int = Field(30 * 86400, ge=1)
+    ttl_item_s: int = Field(7 * 86400, ge=1)
+    ttl_trending_s: int = Field(86400, ge=1)
+    max_sessions: int = Field(200_000, ge=1)
+    max_users: int = Field(200_000, ge=1)
+    max_items: int = Field(200_000, ge=1)
+    dedupe_window: int = Field(500_000, ge=1)
+    session_ttl_s: float = Field(1800.0, gt=0)
+    trending_half_life_s: float = Field(6 * 3600.0, gt=0)
+    redis_retries: int = Field(5, ge=0, le=100)
+
+
+class CollectorSettings(CommonSettings):
+    """The HTTP collector trackers post to."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_events_per_request: int = Field(1000, ge=1)
+    cors_origins: str = "*"
+    max_events_per_record: int = Field(200, ge=1)
+
+
+def load(cls: type[S]) -> S:
+    """Build settings or exit with one line per bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = [f"invalid configuration for {cls.__name__}:"]
+        for err in exc.errors():
+            name = "SHOPSTREAM_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"  {name}={err.get('input')!r}: {err['msg']}")
+        sys.exit("\n".join(lines))

@@ -1,0 +1,194 @@
+"""The served recommender: every model of the stack, fed one batch at a time, with fallbacks.
+
+The worker and ``shopstream evaluate`` both drive this class, so what is measured offline is
+what is served online. A batch is learned event by event (predict-before-learn scoring of the
+lists users were actually shown), then each touched session, user, item and category gets its
+list recomputed once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shopstream.models.base import (
+    GlobalRecommender,
+    ItemRecommender,
+    Scored,
+    SessionRecommender,
+    UserRecommender,
+)
+from shopstream.models.bounded import LRUDict, SeenIds
+from shopstream.models.events import Event
+from shopstream.models.online_eval import OnlineScores
+from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
+from shopstream.models.trending import Trending
+
+
+@dataclass(slots=True)
+class RecList:
+    """One list to publish: ``kind`` is session, user, item, trending or category."""
+
+    kind: str
+    id: str
+    model: str
+    items: list[str]
+    scores: list[float]
+    origin: float  # earliest origin time (e.g. Kafka timestamp) of the events that changed it
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    lists: list[RecList] = field(default_factory=list)
+    learned: Counter[str] = field(default_factory=Counter)  # by event type
+    duplicates: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Capacities and horizons of the model stack; every structure is bounded by one of these."""
+
+    top_k: int = 20
+    max_sessions: int = 200_000
+    max_users: int = 200_000
+    max_items: int = 200_000
+    session_ttl_s: float = 1800.0
+    trending_half_life_s: float = 6 * 3600.0
+    dedupe_window: int = 500_000
+
+
+class RecommenderStack:
+    """All models behind one ``process`` call, with the fallback chain session → trending.
+
+    Examples
+    --------
+    >>> stack = RecommenderStack(StackConfig(top_k=3))
+    >>> batch = [(Event(f"e{i}", 1e9 + i, "s1", "view", item), 0.0) for i, item in enumerate("abab")]
+    >>> out = stack.process(batch)
+    >>> sorted({(r.kind, r.id) for r in out.lists})
+    [('item', 'a'), ('item', 'b'), ('session', 's1'), ('trending', 'all')]
+    >>> stack.process(batch).duplicates
+    Counter({'view': 4})
+    """
+
+    def __init__(
+        self,
+        config: StackConfig | None = None,
+        session_model: SessionRecommender | None = None,
+        item_model: ItemRecommender | None = None,
+        trending: GlobalRecommender | None = None,
+        user_model: UserRecommender | None = None,
+    ) -> None:
+        self.config = config = config or StackConfig()
+        transitions = ItemTransitions(
+            max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
+        )
+        self.session_model = session_model or transitions
+        self.item_model = item_model or transitions
+        self.trending = trending or Trending(
+            half_life_s=config.trending_half_life_s, max_items=config.max_items
+        )
+        self.user_model = user_model
+        parts = (self.session_model, self.item_model, self.trending, user_model)
+        self.models = list({id(m): m for m in parts if m is not None}.values())
+        self.scores = OnlineScores(ks=(10, 20))
+        self._seen = SeenIds(config.dedupe_window)
+        # What each session and user was last shown, by which model: the basis of online scoring.
+        self._served: LRUDict[tuple[str, str], tuple[str, list[str]]] = LRUDict(
+            config.max_sessions + config.max_users
+        )
+        self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
+        self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
+
+    def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
+        """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
+        out = BatchOutput()
+        touched: dict[tuple[str, str], float] = {}
+        for event, origin in batch:
+            if not self._seen.first_time(event.event_id):
+                out.duplicates[event.type] += 1
+                continue
+            out.learned[event.type] += 1
+            if event.type in POSITIVE_TYPES:
+                self._score_served(event)
+            for model in self.models:
+                model.learn_one(event)
+            keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
+            if event.user_id is not None:
+                self._last_session[event.user_id] = event.session_id
+                keys.append(("user", event.user_id))
+            if event.category is not None:
+                self._last_category[event.session_id] = event.category
+                keys.append(("category", event.category))
+            for key in keys:
+                if key not in touched or origin < touched[key]:
+                    touched[key] = origin
+        # Sessions before users: a user without a user model is served their session's fresh list.
+        ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
+        out.lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
+        return out
+
+    def _score_served(self, event: Event) -> None:
+        keys = [("session", event.session_id)]
+        if event.user_id is not None:
+            keys.append(("user", event.user_id))
+        for key in keys:
+            served = self._served.peek(key)
+            if served is not None:
+                self.scores.record(f"{key[0]}:{served[0]}", served[1], event.item_id)
+
+    def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
+        k = self.config.top_k
+        model = self.trending.name
+        if kind == "session":
+            ranked = self.session_model.recommend_session(key, k)
+            if ranked:
+                model = self.session_model.name
+            ranked = _fill(ranked, self.trending.top(k, self._last_category.peek(key)), k)
+            ranked = _fill(ranked, self.trending.top(k), k)
+        elif kind == "user":
+            ranked, model = self._user_list(key, k)
+        elif kind == "item":
+            ranked = self.item_model.similar_items(key, k)
+            model = self.item_model.name
+        elif kind == "category":
+            ranked = self.trending.top(k, key)
+        else:
+            ranked = self.trending.top(k)
+        if not ranked:
+            return None
+        items = [item for item, _ in ranked]
+        if kind in ("session", "user"):
+            self._served[(kind, key)] = (model, items)
+        return RecList(kind, key, model, items, [score for _, score in ranked], origin)
+
+    def _user_list(self, user_id: str, k: int) -> tuple[list[Scored], str]:
+        """The user model's list, else what the user's current session is being served."""
+        if self.user_model is not None:
+            ranked = self.user_model.recommend_user(user_id, k)
+            if ranked:
+                return _fill(ranked, self.trending.top(k), k), self.user_model.name
+        session = self._last_session.peek(user_id)
+        served = self._served.peek(("session", session)) if session is not None else None
+        if served is None:
+            return self.trending.top(k), self.trending.name
+        return [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
+
+    def size(self) -> dict[str, int]:
+        sizes: dict[str, int] = {"served_lists": len(self._served), "dedupe_ids": len(self._seen)}
+        for model in self.models:
+            for kind, n in model.size().items():
+                sizes[kind] = max(sizes.get(kind, 0), n)
+        return sizes
+
+
+def _fill(ranked: list[Scored], fallback: list[Scored], k: int) -> list[Scored]:
+    """Top up a short list from a fallback list, without repeats; fallback scores rank below."""
+    if len(ranked) >= k or not fallback:
+        return ranked[:k]
+    have = {item for item, _ in ranked}
+    floor = min((score for _, score in ranked), default=1.0)
+    top_fallback = fallback[0][1] or 1.0
+    extra = [(item, floor * 0.5 * score / top_fallback) for item, score in fallback if item not in have]
+    return ranked + extra[: k - len(ranked)]

@@ -1,0 +1,223 @@
+"""Incremental implicit-feedback matrix factorisation on River's ``FunkMF``, served by NumPy.
+
+River learns the factors one (user, item, target) pair at a time; ranking a user against the whole
+catalogue with ``Ranker.rank`` would call ``predict_one`` per item, so the item factors are mirrored
+in a dense matrix whose touched rows are refreshed after every update and top-k is one mat-vec and
+an ``argpartition``. Users and items are capped (least recently learned first out, rows reused).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Mapping
+
+import numpy as np
+from river import optim, reco
+
+from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
+from shopstream.models.bounded import LRUDict
+from shopstream.models.events import Event
+from shopstream.models.item_index import ItemIndex, top_k
+
+#: Recent positives kept to draw negatives from: a uniform draw from the stream of positives is a
+#: draw from the (recent) popularity distribution, in O(1) instead of O(catalogue).
+_NEGATIVE_POOL = 20_000
+_MAX_EXPONENT = 50.0
+
+
+class ImplicitMF(UserRecommender):
+    """Matrix factorisation on implicit feedback with popularity-sampled negatives.
+
+    Each positive event is learned with its event-type weight as the target and ``n_negatives``
+    items drawn from recent positives (so, proportionally to popularity) as target 0, which keeps
+    popular items from scoring high for everyone merely because they are seen often.
+
+    Parameters
+    ----------
+    n_factors
+        Latent dimensions.
+    lr
+        SGD learning rate (plain SGD keeps no per-entity optimiser state, so eviction is complete).
+    l2
+        L2 penalty on the factors.
+    n_negatives
+        Sampled negatives per positive event.
+    event_weights
+        Target per event type; defaults to ``DEFAULT_EVENT_WEIGHTS``. Types weighted 0 are ignored,
+        negative weights are learned as a negative target without sampling.
+    exclude_purchased
+        Never recommend an item the user already bought.
+    popularity_half_life_s
+        Half-life of the decayed item popularity exposed by :meth:`popularity` (for blends).
+    max_users
+        Users kept; the least recently active are forgotten.
+    max_items
+        Items kept; the least recently learned are forgotten and their matrix rows reused.
+    max_history
+        Purchased items remembered per user for the exclusion.
+    seed
+        Seeds the factor initialisation and the negative sampling.
+
+    Examples
+    --------
+    >>> from shopstream.models.events import Event
+    >>> model = ImplicitMF(n_factors=8, seed=1)
+    >>> for i in range(300):
+    ...     user, item = ("u1", "a") if i % 2 else ("u2", "b")
+    ...     model.learn_one(Event(f"e{i}", 1e9 + i, "s", "purchase", item, user_id=user))
+    >>> [item for item, _ in model.recommend_user("u1", 1)], model.recommend_user("nobody", 5)
+    (['a'], [])
+    >>> model.size()
+    {'users': 2, 'items': 2}
+    """
+
+    name = "implicit_mf"
+
+    def __init__(
+        self,
+        n_factors: int = 32,
+        lr: float = 0.05,
+        l2: float = 0.01,
+        n_negatives: int = 4,
+        event_weights: Mapping[str, float] | None = None,
+        exclude_purchased: bool = False,
+        popularity_half_life_s: float = 14 * 86400.0,
+        max_users: int = 1_000_000,
+        max_items: int = 100_000,
+        max_history: int = 200,
+        seed: int | None = None,
+    ) -> None:
+        self.n_factors = n_factors
+        self.lr = lr
+        self.l2 = l2
+        self.n_negatives = n_negatives
+        self.event_weights = event_weights
+        self.exclude_purchased = exclude_purchased
+        self.popularity_half_life_s = popularity_half_life_s
+        self.max_users = max_users
+        self.max_items = max_items
+        self.max_history = max_history
+        self.seed = seed
+
+        self._weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
+        self._mf = reco.FunkMF(
+            n_factors=n_factors,
+            optimizer=optim.SGD(lr),
+            l2=l2,
+            initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=seed),
+            seed=seed,
+        )
+        self._rng = random.Random(seed)
+        #: user -> items they bought (insertion-ordered dict used as a bounded ordered set)
+        self._users: LRUDict[str, dict[str, None]] = LRUDict(max_users)
+        self._items: LRUDict[str, int] = LRUDict(max_items)  # recency order of the item rows
+        self.item_index = ItemIndex(max_items)
+        self._factors = np.zeros((max_items, n_factors))
+        self._popularity = np.zeros(max_items)
+        self._in_use = np.zeros(max_items, dtype=bool)
+        self._n_rows = 0  # rows ever assigned: serving only scores ``[:n_rows]``, not the capacity
+        self._pool: deque[str] = deque(maxlen=_NEGATIVE_POOL)
+        self._tau = popularity_half_life_s / math.log(2)
+        self._t_ref: float | None = None
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    def learn_one(self, event: Event) -> None:
+        weight = self._weights.get(event.type, 0.0)
+        if event.user_id is None or weight == 0.0:
+            return
+        user = event.user_id
+        history = self._touch_user(user)
+        row = self._touch_item(event.item_id)
+        self._fit(user, event.item_id, row, weight)
+        if weight < 0:
+            return
+        if event.type == "purchase" and self.max_history:
+            history.pop(event.item_id, None)
+            history[event.item_id] = None
+            if len(history) > self.max_history:
+                del history[next(iter(history))]
+        self._add_popularity(row, weight, event.ts)
+        for _ in range(self.n_negatives if self._pool else 0):
+            negative = self._pool[self._rng.randrange(len(self._pool))]
+            negative_row = self.item_index.get(negative)
+            if negative != event.item_id and negative_row is not None:
+                self._fit(user, negative, negative_row, 0.0)
+        self._pool.append(event.item_id)
+
+    def _fit(self, user: str, item: str, row: int, target: float) -> None:
+        self._mf.learn_one(user, item, target)
+        self._factors[row] = self._mf.i_latents[item]
+
+    def _touch_user(self, user: str) -> dict[str, None]:
+        history = self._users.get(user)
+        if history is None:
+            if len(self._users) >= self.max_users:
+                old, _ = self._users.oldest()  # type: ignore[misc]
+                del self._users[old]
+                self._mf.u_latents.pop(old, None)
+            history = self._users[user] = {}
+        return history
+
+    def _touch_item(self, item: str) -> int:
+        row = self._items.get(item)
+        if row is None:
+            if self.item_index.full:
+                old, old_row = self._items.oldest()  # type: ignore[misc]
+                del self._items[old]
+                self.item_index.remove(old)
+                self._mf.i_latents.pop(old, None)
+                self._in_use[old_row] = False
+            row = self._items[item] = self.item_index.add(item)
+            self._factors[row] = self._mf.i_latents[item]  # River draws the initial factors
+            self._popularity[row] = 0.0
+            self._in_use[row] = True
+            self._n_rows = max(self._n_rows, row + 1)
+        return row
+
+    def _add_popularity(self, row: int, weight: float, ts: float) -> None:
+        """Forward decay: add ``w * exp((t - t_ref) / tau)`` and rescale only when it would overflow."""
+        if self._t_ref is None:
+            self._t_ref = ts
+        if (ts - self._t_ref) / self._tau > _MAX_EXPONENT:
+            self._popularity *= math.exp((self._t_ref - ts) / self._tau)
+            self._t_ref = ts
+        self._popularity[row] += weight * math.exp((ts - self._t_ref) / self._tau)
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    def knows(self, user_id: str) -> bool:
+        return user_id in self._users
+
+    def item_scores(self, user_id: str) -> np.ndarray | None:
+        """Predicted preference of a known user per item row (``item_index``); unused rows ``-inf``."""
+        if user_id not in self._users:
+            return None
+        n = self._n_rows
+        scores = self._factors[:n] @ self._mf.u_latents[user_id]
+        scores[~self._in_use[:n]] = -np.inf
+        return scores
+
+    def popularity(self) -> np.ndarray:
+        """Decayed popularity per item row, up to a common positive factor (0 for unused rows)."""
+        return self._popularity[: self._n_rows]
+
+    def purchased(self, user_id: str) -> list[str]:
+        """Items the user bought, oldest first (at most ``max_history``), without refreshing recency."""
+        history = self._users.peek(user_id)
+        return [] if history is None else list(history)
+
+    def recommend_user(self, user_id: str, k: int) -> list[Scored]:
+        scores = self.item_scores(user_id)
+        if scores is None:
+            return []
+        if self.exclude_purchased:
+            rows = [self.item_index.get(item) for item in self.purchased(user_id)]
+            scores[[row for row in rows if row is not None]] = -np.inf
+        rows = top_k(scores, k)
+        return list(zip(self.item_index.ids(rows), scores[rows].tolist(), strict=True))
+
+    def size(self) -> dict[str, int]:
+        return {"users": len(self._users), "items": len(self.item_index)}

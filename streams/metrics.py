@@ -1,0 +1,72 @@
+"""The worker's Prometheus metrics: a public contract (docs/metrics.md), change names on purpose only.
+
+Labels are bounded: event types, outcome and reason codes, key kinds, model names and K — never
+user, session or item ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shopstream.models.events import EVENT_TYPES
+
+# Event-to-Redis latency is tens of milliseconds when healthy and seconds when lagging.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
+
+EVENTS = Counter(
+    "shopstream_events_total", "Events consumed by the worker, by type and outcome.", ["type", "outcome"]
+)
+DLQ = Counter("shopstream_dlq_events_total", "Events sent to the dead-letter topic, by reason.", ["reason"])
+BATCH_DURATION = Histogram(
+    "shopstream_batch_duration_seconds", "Time to process one batch: decode, learn, serve, write.",
+    buckets=FAST_BUCKETS,
+)
+BATCH_EVENTS = Histogram("shopstream_batch_events", "Events per processed batch.", buckets=SIZE_BUCKETS)
+BATCH_RECORDS = Histogram(
+    "shopstream_batch_records", "Kafka records per processed batch.", buckets=SIZE_BUCKETS
+)
+FRESHNESS = Histogram(
+    "shopstream_freshness_seconds",
+    "Redis write time minus the Kafka timestamp of the oldest event that changed the key.",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
+HITS = Counter(
+    "shopstream_recommendation_hits_total",
+    "Events whose item was in the top K of the list served to that session or user before it.",
+    ["model", "k"],
+)
+PREDICTIONS = Counter(
+    "shopstream_recommendation_predictions_total",
+    "Events scored against a previously served list (the denominator of the hit-rate).",
+    ["model", "k"],
+)
+RECIPROCAL_RANK = Counter(
+    "shopstream_recommendation_reciprocal_rank_total",
+    "Sum of 1/rank of hits within K; divided by predictions it is MRR@K.",
+    ["model", "k"],
+)
+REDIS_WRITE = Histogram(
+    "shopstream_redis_write_duration_seconds", "Time of one Redis pipeline execution.", buckets=FAST_BUCKETS
+)
+REDIS_PIPELINE = Histogram(
+    "shopstream_redis_pipeline_commands", "Commands per Redis pipeline.", buckets=SIZE_BUCKETS
+)
+REDIS_ERRORS = Counter("shopstream_redis_errors_total", "Failed Redis pipeline executions.")
+REDIS_RETRIES = Counter("shopstream_redis_retries_total", "Retries of Redis pipeline executions.")
+KEYS_WRITTEN = Counter("shopstream_redis_keys_written_total", "Recommendation keys written.", ["kind"])
+MODEL_ENTITIES = Gauge("shopstream_model_entities", "Entities held by the models, by kind.", ["kind"])
+LAST_EVENT = Gauge(
+    "shopstream_last_event_timestamp_seconds", "Kafka timestamp of the newest event processed."
+)
+CONSUMER_LAG = Gauge(
+    "shopstream_kafka_consumer_lag", "High-water mark minus the consumer position, per partition.",
+    ["partition"],
+)
+
+OUTCOMES = ("processed", "duplicate", "rejected")
+for _type in (*EVENT_TYPES, "invalid"):
+    for _outcome in OUTCOMES:
+        EVENTS.labels(_type, _outcome)
