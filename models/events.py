@@ -138,6 +138,8 @@ def parse_event(raw: Any, now: float | None = None) -> Event:
     if etype not in EVENT_TYPES:
         raise InvalidEvent("unknown_type", f"type {str(etype)[:40]!r} is not one of {EVENT_TYPES}", "type")
     properties = raw.get("properties")
+    if properties is not None and isinstance(properties, dict) and len(orjson.dumps(properties)) > MAX_EVENT_BYTES:
+        raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
     if properties is not None and (not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES):
         detail = f"properties must be an object of <= {MAX_PROPERTIES} keys"
         raise InvalidEvent("bad_value", detail, "properties")

@@ -1,0 +1,155 @@
+"""The HTTP collector web trackers post events to.
+
+It accepts one event (a JSON object), a JSON array, or NDJSON; validates every event against
+schema v1; publishes the valid ones to Kafka and the rejects, with reason and raw payload, to the
+dead-letter topic; and answers ``202`` with the counts only after Kafka acknowledged both, so an
+accepted event is never lost. A Kafka failure answers ``503`` and the tracker retries (event ids
+make the retry harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp_cors
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shopstream.models.events import InvalidEvent, dead_letter, decode_events, parse_event
+from shopstream.producers import collector_metrics as metrics
+from shopstream.producers.kafka_publisher import EventPublisher, ensure_topics
+from shopstream.settings import CollectorSettings, load
+
+log = logging.getLogger(__name__)
+
+PUBLISHER = web.AppKey("publisher", EventPublisher)
+SETTINGS = web.AppKey("settings", CollectorSettings)
+MAX_ERRORS_REPORTED = 100
+LOG_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO,
+              "debug": logging.DEBUG}
+
+
+def split_body(body: bytes, content_type: str) -> list[tuple[Any, bytes | None]]:
+    """The raw events of a request body, each with its source line when it could not be decoded.
+
+    >>> [raw for raw, _ in split_body(b'{"a": 1}\\n{"a": 2}\\n', "application/x-ndjson")]
+    [{'a': 1}, {'a': 2}]
+    >>> split_body(b'{"a": 1}\\nnope', "application/x-ndjson")[1]
+    (None, b'nope')
+    """
+    if content_type in ("application/x-ndjson", "application/jsonl") or (
+        content_type != "application/json" and b"\n{" in body.strip()
+    ):
+        out: list[tuple[Any, bytes | None]] = []
+        for line in body.splitlines():
+            if line.strip():
+                try:
+                    out.append((orjson.loads(line), None))
+                except orjson.JSONDecodeError:
+                    out.append((None, line))
+        return out
+    try:
+        return [(raw, None) for raw in decode_events(body)]
+    except InvalidEvent:
+        return [(None, body)]
+
+
+async def post_events(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    settings = request.app[SETTINGS]
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _respond(413, {"error": "payload_too_large", "limit_bytes": settings.max_body_bytes}, started)
+    metrics.PAYLOAD_BYTES.observe(len(body))
+    raws = split_body(body, request.content_type)
+    if len(raws) > settings.max_events_per_request:
+        limit = settings.max_events_per_request
+        return _respond(413, {"error": "too_many_events", "limit_events": limit}, started)
+    now = time.time()
+    accepted: list[dict[str, Any]] = []
+    rejects: list[tuple[bytes | None, bytes]] = []
+    errors: list[dict[str, Any]] = []
+    for index, (raw, undecodable) in enumerate(raws):
+        try:
+            if undecodable is not None:
+                raise InvalidEvent("invalid_json", "line is not JSON")
+            accepted.append(parse_event(raw, now).to_dict())
+        except InvalidEvent as error:
+            metrics.VALIDATION_FAILURES.labels(error.reason).inc()
+            key = raw.get("session_id") if isinstance(raw, dict) else None
+            payload = undecodable if undecodable is not None else raw
+            rejects.append((key.encode() if isinstance(key, str) else None,
+                            dead_letter(payload, error, "collector", now)))
+            if len(errors) < MAX_ERRORS_REPORTED:
+                errors.append({"index": index, **error.as_dict()})
+    publisher = request.app[PUBLISHER]
+    try:
+        await asyncio.gather(publisher.publish(accepted), publisher.publish_dead_letters(rejects))
+    except Exception as exc:
+        metrics.PRODUCE_ERRORS.labels("collector").inc()
+        log.error("publishing %d events failed: %s", len(raws), exc)
+        return _respond(503, {"error": "kafka_unavailable", "accepted": 0}, started)
+    metrics.EVENTS.labels("accepted").inc(len(accepted))
+    metrics.EVENTS.labels("rejected").inc(len(rejects))
+    return _respond(202, {"accepted": len(accepted), "rejected": len(rejects), "errors": errors}, started)
+
+
+def _respond(status: int, body: dict[str, Any], started: float) -> web.Response:
+    metrics.REQUESTS.labels(str(status)).inc()
+    metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready = await request.app[PUBLISHER].ready()
+    return web.json_response({"ready": ready, "checks": {"kafka": ready}}, status=200 if ready else 503)
+
+
+def create_app(settings: CollectorSettings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[PUBLISHER] = EventPublisher(
+        settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
+        settings.max_events_per_record,
+    )
+
+    async def kafka_lifecycle(app: web.Application) -> Any:
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic],
+            settings.topic_partitions,
+        )
+        await app[PUBLISHER].start()
+        yield
+        await app[PUBLISHER].stop()
+
+    app.cleanup_ctx.append(kafka_lifecycle)
+    cors = aiohttp_cors.setup(app, defaults={
+        origin.strip(): aiohttp_cors.ResourceOptions(allow_headers="*", allow_methods=["POST", "OPTIONS"])
+        for origin in settings.cors_origins.split(",")
+    })
+    for path in ("/v1/events", "/events"):
+        cors.add(app.router.add_post(path, post_events))
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def main() -> None:
+    """Run the collector (what ``shopstream collector`` calls)."""
+    settings = load(CollectorSettings)
+    logging.basicConfig(level=LOG_LEVELS[settings.log_level])
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)

@@ -1,0 +1,121 @@
+"""The Faust application: topics, the agent and the web pages, declared in one place.
+
+Each Kafka record carries a JSON array of one session's events (docs/events.md). The agent takes
+records in batches and hands them to :class:`BatchHandler`; ``take_events`` acknowledges a batch
+only after the loop body returns, i.e. after its Redis writes and dead letters were acknowledged,
+so committed offsets never run ahead of what Redis holds (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import faust
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.settings import WorkerSettings, load
+from shopstream.streams import metrics
+from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.redis_sink import RedisSink
+
+settings = load(WorkerSettings)
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap_servers}",
+    store="memory://",
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=settings.topic_partitions,
+    consumer_auto_offset_reset="earliest",
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_in_thread=False,
+)
+
+events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions)
+dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions)
+
+redis_client = aioredis.from_url(settings.redis_url)
+stack = RecommenderStack(
+    StackConfig(
+        top_k=settings.top_k,
+        max_sessions=settings.max_sessions,
+        max_users=settings.max_users,
+        max_items=settings.max_items,
+        session_ttl_s=settings.session_ttl_s,
+        trending_half_life_s=settings.trending_half_life_s,
+        dedupe_window=settings.dedupe_window,
+    )
+)
+sink = RedisSink(
+    redis_client,
+    settings.key_prefix,
+    {
+        "session": settings.ttl_session_s,
+        "user": settings.ttl_user_s,
+        "item": settings.ttl_item_s,
+        "trending": settings.ttl_trending_s,
+        "category": settings.ttl_trending_s,
+    },
+)
+
+
+async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
+    """Publish rejects and wait for the broker's acknowledgements before the batch is acked."""
+    pending = [await dlq_topic.send(key=key, value=value) for key, value in records]
+    await asyncio.gather(*pending)
+
+
+handler = BatchHandler(stack, sink, send_dead_letters)
+
+
+@app.agent(events_topic)
+async def learn_and_serve(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(settings.batch_max_records, within=settings.batch_within_s):
+        await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
+
+
+@app.timer(interval=5.0)
+async def export_gauges() -> None:
+    """Model sizes and consumer lag, sampled rather than updated on the hot path."""
+    for kind, n in stack.size().items():
+        metrics.MODEL_ENTITIES.labels(kind).set(n)
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        if tp.topic != settings.events_topic:
+            continue
+        position = await consumer.position(tp)
+        if position is not None:
+            metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, consumer.highwater(tp) - position))
+
+
+@app.page("/metrics")
+async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+@app.page("/healthz")
+async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    return web.json({"status": "ok"})
+
+
+@app.page("/readyz")
+async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    """Ready when Redis answers and the consumer holds an assignment (Kafka reachable)."""
+    checks = {"kafka": bool(app.consumer.assignment())}
+    try:
+        checks["redis"] = bool(await asyncio.wait_for(redis_client.ping(), timeout=1.0))
+    except Exception:
+        checks["redis"] = False
+    status = 200 if all(checks.values()) else 503
+    return web.json({"ready": status == 200, "checks": checks}, status=status)
+
+
+def main() -> None:
+    """Run the worker (what ``shopstream worker`` calls)."""
+    sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
+    app.main()
