@@ -7,7 +7,9 @@ a message naming the variable, instead of failing later in the hot path.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from typing import TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -39,6 +41,7 @@ class WorkerSettings(CommonSettings):
     """The stream worker: batching, serving and model capacity."""
 
     app_id: str = Field("shopstream-worker", min_length=1)
+    data_dir: str = Field(os.path.join(tempfile.gettempdir(), "shopstream-worker"), min_length=1)
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
     batch_max_records: int = Field(2000, ge=1, le=100_000)

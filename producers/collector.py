@@ -19,9 +19,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shopstream.kafka_admin import ensure_topics
 from shopstream.models.events import InvalidEvent, dead_letter, decode_events, parse_event
 from shopstream.producers import collector_metrics as metrics
-from shopstream.producers.kafka_publisher import EventPublisher, ensure_topics
+from shopstream.producers.kafka_publisher import EventPublisher
 from shopstream.settings import CollectorSettings, load
 
 log = logging.getLogger(__name__)
@@ -121,15 +122,15 @@ async def readyz(request: web.Request) -> web.Response:
 def create_app(settings: CollectorSettings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[PUBLISHER] = EventPublisher(
-        settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
-        settings.max_events_per_record,
-    )
 
     async def kafka_lifecycle(app: web.Application) -> Any:
         await ensure_topics(
             settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic],
             settings.topic_partitions,
+        )
+        app[PUBLISHER] = EventPublisher(
+            settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
+            settings.max_events_per_record,
         )
         await app[PUBLISHER].start()
         yield

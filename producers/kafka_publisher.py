@@ -9,13 +9,10 @@ anything it was given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from shopstream.models.events import encode_events
 
@@ -37,20 +34,6 @@ def group_by_session(events: Iterable[dict[str, Any]], max_per_record: int) -> l
         for session, chunk in by_session.items()
         for i in range(0, len(chunk), max_per_record)
     ]
-
-
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics if missing, so partition counts are ours, not the broker's default."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, replication_factor=1) for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
 
 
 class EventPublisher:

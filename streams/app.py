@@ -15,6 +15,7 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shopstream.kafka_admin import ensure_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
@@ -34,6 +35,7 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_in_thread=False,
+    datadir=settings.data_dir,
 )
 
 events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions)
@@ -95,7 +97,7 @@ async def export_gauges() -> None:
 
 @app.page("/metrics")
 async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @app.page("/healthz")
@@ -117,5 +119,10 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
+        )
+    )
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

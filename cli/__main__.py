@@ -1,0 +1,5 @@
+import sys
+
+from shopstream import main
+
+sys.exit(main())

@@ -1,0 +1,23 @@
+"""Kafka topic administration shared by the producers and the worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
+    """Create the topics if missing, so partition counts are ours, not the broker's default."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, replication_factor=1) for t in topics if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
