@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from operator import itemgetter
 
@@ -35,6 +36,7 @@ from shopstream.models.base import Scored, SessionRecommender
 from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
 
+_peek = OrderedDict.get  # reads an LRUDict without refreshing it, and without a Python call
 POSITIVE_TYPES = frozenset({"view", "add_to_cart", "purchase"})
 
 _POSITION_WEIGHTS: dict[str, Callable[[int, int], float]] = {
@@ -155,6 +157,10 @@ class SessionKNN(SessionRecommender):
         self._index: dict[str, dict[str, None]] = {}
         # item -> clicks on it within held sessions: IDF is log(sessions held / clicks).
         self._clicks: dict[str, int] = {}
+        # STAN's item-neighbourhood weight by distance, precomputed: distances are below the window.
+        self._inh_weights = (
+            [math.exp(-d / lambda_inh) for d in range(window)] if lambda_inh is not None else []
+        )
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -172,7 +178,7 @@ class SessionKNN(SessionRecommender):
         self._clicks[item] = self._clicks.get(item, 0) + 1
         if len(session.items) > self.window:
             self._drop_first(sid, session)
-        cap = self.sample_size
+        cap = self.sample_size + 1  # the session itself takes a place but is never its own neighbour
         index = self._index
         for other in session.last_pos:  # the session moved to the recent end of each item's list
             members = index.get(other)
@@ -224,7 +230,7 @@ class SessionKNN(SessionRecommender):
         if current is None or k < 1:
             return []
         neighbours = self._neighbours(session_id, current)
-        scores = self._score(current, neighbours)
+        scores = self._score(current, neighbours, k)
         return heapq.nlargest(k, scores.items(), key=itemgetter(1))
 
     def _position_weights(self, current: _Session) -> dict[str, float]:
@@ -235,7 +241,7 @@ class SessionKNN(SessionRecommender):
         weight = _POSITION_WEIGHTS[self.weighting]
         return {item: weight(p, n) for item, p in current.last_pos.items()}
 
-    def _neighbours(self, session_id: str, current: _Session) -> list[tuple[str, float]]:
+    def _neighbours(self, session_id: str, current: _Session) -> list[tuple[_Session, float]]:
         weights = self._position_weights(current)
         overlap: dict[str, float] = {}
         get = overlap.get
@@ -243,51 +249,62 @@ class SessionKNN(SessionRecommender):
             for sid in self._index.get(item, ()):
                 overlap[sid] = get(sid, 0.0) + w
         overlap.pop(session_id, None)
-        sessions = self._sessions
-        if len(overlap) > self.sample_size:
-            recent = heapq.nlargest(self.sample_size, overlap, key=lambda sid: sessions.peek(sid).ts)  # type: ignore[union-attr]
-            overlap = {sid: overlap[sid] for sid in recent}
+        held = self._sessions
+        found = [(_peek(held, sid), dot) for sid, dot in overlap.items()]  # indexed sessions are held
+        if len(found) > self.sample_size:
+            found = heapq.nlargest(self.sample_size, found, key=lambda pair: pair[0].ts)
         if self.similarity == "cosine":
             norm = math.sqrt(sum(w * w for w in weights.values()))
-            sims = {
-                sid: dot / (norm * math.sqrt(len(sessions.peek(sid).last_pos)))  # type: ignore[union-attr]
-                for sid, dot in overlap.items()
-            }
+            sims = [(s, dot / (norm * math.sqrt(len(s.last_pos)))) for s, dot in found]
         else:
             size = len(weights)
-            sims = {sid: dot / size for sid, dot in overlap.items()}
+            sims = [(s, dot / size) for s, dot in found]
         if self.lambda_snh is not None:
-            scale = self.lambda_snh * 86_400.0
-            now = current.ts
-            for sid in sims:
-                sims[sid] *= math.exp(-(now - sessions.peek(sid).ts) / scale)  # type: ignore[union-attr]
-        return heapq.nlargest(self.k, sims.items(), key=itemgetter(1))
+            scale, now = self.lambda_snh * 86_400.0, current.ts
+            sims = [(s, sim * math.exp((s.ts - now) / scale)) for s, sim in sims]
+        return heapq.nlargest(self.k, sims, key=itemgetter(1))
 
-    def _score(self, current: _Session, neighbours: list[tuple[str, float]]) -> dict[str, float]:
+    def _score(self, current: _Session, neighbours: list[tuple[_Session, float]], k: int) -> dict[str, float]:
         n = len(current.items)
         mine = current.last_pos
         step_weight = _STEP_WEIGHTS[self.weighting_score]
-        lam_ipw, lam_inh, idf_w = self.lambda_ipw, self.lambda_inh, self.idf_weighting
-        sessions = self._sessions
-        log_sessions = math.log(len(sessions))
+        lam_ipw, idf_w, skip_mine = self.lambda_ipw, self.idf_weighting, not self.remind
+        inh = self._inh_weights
+        log_sessions = math.log(len(self._sessions))
         clicks = self._clicks
+        idf_boost: dict[str, float] = {}
         scores: dict[str, float] = {}
         get = scores.get
-        for sid, sim in neighbours:
-            theirs = sessions.peek(sid).last_pos  # type: ignore[union-attr]
-            shared = mine.keys() & theirs.keys()
-            step = n - max(mine[i] for i in shared) + 1
-            vote = sim * (math.exp(-(step - 1) / lam_ipw) if lam_ipw is not None else step_weight(step))
-            anchor = max(theirs[i] for i in shared)
+        silent = []
+        for neighbour, sim in neighbours:
+            theirs = neighbour.last_pos
+            last_mine = anchor = 0
+            for item in mine.keys() & theirs.keys():
+                last_mine = max(last_mine, mine[item])
+                anchor = max(anchor, theirs[item])
+            step = n - last_mine + 1
+            vote = sim * (math.exp((1 - step) / lam_ipw) if lam_ipw is not None else step_weight(step))
+            if vote == 0.0:  # underflow: a steep lambda_ipw silences neighbours without the last click
+                silent.append(theirs)
+                continue
             for item, pos in theirs.items():
-                if not self.remind and item in mine:
+                if skip_mine and item in mine:
                     continue
-                value = vote
-                if lam_inh is not None:
-                    value *= math.exp(-abs(pos - anchor) / lam_inh)
+                value = vote * inh[abs(pos - anchor)] if inh else vote
                 if idf_w:
-                    value *= 1.0 + idf_w * (log_sessions - math.log(clicks[item]))
+                    boost = idf_boost.get(item)
+                    if boost is None:
+                        boost = idf_boost[item] = 1.0 + idf_w * (log_sessions - math.log(clicks[item]))
+                    value *= boost
                 scores[item] = get(item, 0.0) + value
+        # Silenced neighbours still rank above the rest of the catalogue: they fill a short list
+        # with zero scores, in similarity order (a stable top-k keeps that order among ties).
+        for theirs in silent:
+            if len(scores) >= k:
+                break
+            for item in theirs:
+                if not (skip_mine and item in mine):
+                    scores.setdefault(item, 0.0)
         return scores
 
     def size(self) -> dict[str, int]:
