@@ -1,0 +1,54 @@
+"""``shopstream evaluate``: score the online models on a shared dataset under the baselines' protocols.
+
+Prints a table (or JSON with ``--json``). For Online Retail it also runs the daily demand forecast
+protocol when ``shopstream.models.evaluation.forecasting`` is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+from typing import Any
+
+import orjson
+
+DATASETS = ("yoochoose", "online-retail", "retailrocket", "jsonl")
+FORECASTING = "shopstream.models.evaluation.forecasting"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``evaluate`` subcommand on the main parser's subparsers."""
+    parser = subparsers.add_parser("evaluate", help="score the models on a dataset, predicting before learning")
+    parser.add_argument("--dataset", choices=DATASETS, required=True)
+    parser.add_argument("--path", required=True, help="data file, or the folder holding YOOCHOOSE's train/test")
+    parser.add_argument("--k", type=int, nargs="+", default=[10, 20], help="list lengths to score (default 10 20)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def forecast_results(dataset: str, path: str) -> dict[str, Any] | None:
+    """The demand forecast protocol's results for Online Retail, if the forecasting module exists."""
+    if dataset != "online-retail" or importlib.util.find_spec(FORECASTING) is None:
+        return None
+    return importlib.import_module(FORECASTING).evaluate_daily_forecasts(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shopstream.models.evaluation import format_table, run_evaluation
+
+    results = run_evaluation(args.dataset, args.path, ks=tuple(args.k))
+    forecasts = forecast_results(args.dataset, args.path)
+    if args.json:
+        payload: dict[str, Any] = {"dataset": args.dataset, "path": args.path, "models": results}
+        if forecasts is not None:
+            payload["forecasts"] = forecasts
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+        return 0
+    print(f"{args.dataset} ({args.path})")
+    print(format_table(results))
+    if forecasts is not None:
+        print("\ndaily demand forecasts")
+        print(orjson.dumps(forecasts, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+    return 0
