@@ -158,9 +158,7 @@ class SessionKNN(SessionRecommender):
         # item -> clicks on it within held sessions: IDF is log(sessions held / clicks).
         self._clicks: dict[str, int] = {}
         # STAN's item-neighbourhood weight by distance, precomputed: distances are below the window.
-        self._inh_weights = (
-            [math.exp(-d / lambda_inh) for d in range(window)] if lambda_inh is not None else []
-        )
+        self._inh_weights = [math.exp(-d / lambda_inh) for d in range(window)] if lambda_inh is not None else []
 
     # -- learning -------------------------------------------------------------------------------
 
