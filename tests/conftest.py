@@ -1,0 +1,21 @@
+"""Shared pytest fixtures. Server fixtures (Kafka, Redis, topics, keys) live in tests/servers.py."""
+
+from tests.servers import (
+    kafka_bootstrap,
+    key_prefix,
+    new_topic,
+    redis_client,
+    redis_url,
+    topic_prefix,
+    unique_topic,
+)
+
+__all__ = [
+    "kafka_bootstrap",
+    "key_prefix",
+    "new_topic",
+    "redis_client",
+    "redis_url",
+    "topic_prefix",
+    "unique_topic",
+]
