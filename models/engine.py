@@ -100,10 +100,12 @@ class RecommenderStack:
         )
         self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
+        self._trending_memo: dict[str | None, list[Scored]] = {}
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
         out = BatchOutput()
+        self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
@@ -145,17 +147,17 @@ class RecommenderStack:
             ranked = self.session_model.recommend_session(key, k)
             if ranked:
                 model = self.session_model.name
-            ranked = _fill(ranked, self.trending.top(k, self._last_category.peek(key)), k)
-            ranked = _fill(ranked, self.trending.top(k), k)
+            ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
+            ranked = _fill(ranked, self._trending(None), k)
         elif kind == "user":
             ranked, model = self._user_list(key, k)
         elif kind == "item":
             ranked = self.item_model.similar_items(key, k)
             model = self.item_model.name
         elif kind == "category":
-            ranked = self.trending.top(k, key)
+            ranked = self._trending(key)
         else:
-            ranked = self.trending.top(k)
+            ranked = self._trending(None)
         if not ranked:
             return None
         items = [item for item, _ in ranked]
@@ -163,16 +165,23 @@ class RecommenderStack:
             self._served[(kind, key)] = (model, items)
         return RecList(kind, key, model, items, [score for _, score in ranked], origin)
 
+    def _trending(self, category: str | None) -> list[Scored]:
+        """Trending lists are shared by many keys of a batch: compute each once per batch."""
+        ranked = self._trending_memo.get(category)
+        if ranked is None:
+            ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)
+        return ranked
+
     def _user_list(self, user_id: str, k: int) -> tuple[list[Scored], str]:
         """The user model's list, else what the user's current session is being served."""
         if self.user_model is not None:
             ranked = self.user_model.recommend_user(user_id, k)
             if ranked:
-                return _fill(ranked, self.trending.top(k), k), self.user_model.name
+                return _fill(ranked, self._trending(None), k), self.user_model.name
         session = self._last_session.peek(user_id)
         served = self._served.peek(("session", session)) if session is not None else None
         if served is None:
-            return self.trending.top(k), self.trending.name
+            return self._trending(None), self.trending.name
         return [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
 
     def size(self) -> dict[str, int]:

@@ -26,6 +26,7 @@ class ItemIndex:
         self._rows: dict[str, int] = {}
         self._ids = np.empty(capacity, dtype=object)
         self._free: list[int] = []
+        self.high = 0  # rows below this have been used; scans stop here, not at capacity
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -53,6 +54,7 @@ class ItemIndex:
             raise OverflowError("ItemIndex is full: evict before adding")
         self._rows[item_id] = row
         self._ids[row] = item_id
+        self.high = max(self.high, row + 1)
         return row
 
     def remove(self, item_id: str) -> int:

@@ -62,7 +62,7 @@ class DecayedScores:
     def _evict(self) -> None:
         """Drop the weakest tenth in one vectorised pass, so eviction is rare and cheap."""
         rows = self._index.rows_in_use()
-        n = max(1, len(rows) // 10)
+        n = max(1, len(rows) // 10)  # full, so every row below ``high`` is in use
         weakest = rows[np.argpartition(self._scores[rows], n - 1)[:n]]
         for item_id in self._index.ids(weakest):
             self._index.remove(item_id)
@@ -73,7 +73,8 @@ class DecayedScores:
         """Top-k items with scores expressed as decayed event counts at the latest event time."""
         if not len(self._index) or self._t_ref is None:
             return []
-        rows = top_k(self._scores, k, valid=self._scores > 0)
+        scores = self._scores[: self._index.high]
+        rows = top_k(scores, k, valid=scores > 0)
         scale = math.exp((self._t_ref - self._t_now) / self._tau)
         return list(zip(self._index.ids(rows), (self._scores[rows] * scale).tolist(), strict=True))
 
