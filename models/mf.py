@@ -30,7 +30,8 @@ _MAX_EXPONENT = 50.0
 class ImplicitMF(UserRecommender):
     """Matrix factorisation on implicit feedback with popularity-sampled negatives.
 
-    Each positive event is learned with its event-type weight as the target and ``n_negatives``
+    Each positive event is learned with its event-type weight, scaled so the largest is 1, as the
+    target (bounded targets keep SGD stable whatever the weights' unit) and ``n_negatives``
     items drawn from recent positives (so, proportionally to popularity) as target 0, which keeps
     popular items from scoring high for everyone merely because they are seen often.
 
@@ -101,7 +102,9 @@ class ImplicitMF(UserRecommender):
         self.max_history = max_history
         self.seed = seed
 
-        self._weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
+        weights = DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights
+        top = max(weights.values())
+        self._targets = {kind: weight / top for kind, weight in weights.items()}
         self._mf = reco.FunkMF(
             n_factors=n_factors,
             optimizer=optim.SGD(lr),
@@ -125,21 +128,21 @@ class ImplicitMF(UserRecommender):
     # -- learning ---------------------------------------------------------------------------------
 
     def learn_one(self, event: Event) -> None:
-        weight = self._weights.get(event.type, 0.0)
-        if event.user_id is None or weight == 0.0:
+        target = self._targets.get(event.type, 0.0)
+        if event.user_id is None or target == 0.0:
             return
         user = event.user_id
         history = self._touch_user(user)
         row = self._touch_item(event.item_id)
-        self._fit(user, event.item_id, row, weight)
-        if weight < 0:
+        self._fit(user, event.item_id, row, target)
+        if target < 0:
             return
         if event.type == "purchase" and self.max_history:
             history.pop(event.item_id, None)
             history[event.item_id] = None
             if len(history) > self.max_history:
                 del history[next(iter(history))]
-        self._add_popularity(row, weight, event.ts)
+        self._add_popularity(row, target, event.ts)
         for _ in range(self.n_negatives if self._pool else 0):
             negative = self._pool[self._rng.randrange(len(self._pool))]
             negative_row = self.item_index.get(negative)
@@ -199,6 +202,10 @@ class ImplicitMF(UserRecommender):
         scores = self._factors[:n] @ self._mf.u_latents[user_id]
         scores[~self._in_use[:n]] = -np.inf
         return scores
+
+    def in_use(self) -> np.ndarray:
+        """Which item rows currently hold an item."""
+        return self._in_use[: self._n_rows]
 
     def popularity(self) -> np.ndarray:
         """Decayed popularity per item row, up to a common positive factor (0 for unused rows)."""

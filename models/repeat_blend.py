@@ -124,7 +124,7 @@ class RepeatBuyBlend(UserRecommender):
         preference = self._mf.item_scores(user_id)
         if history is None or preference is None:
             return None
-        in_use = np.isfinite(preference)
+        in_use = self._mf.in_use()
         scores = np.zeros(preference.size)
         if self.mf_weight and in_use.any():
             low, high = preference[in_use].min(), preference[in_use].max()
