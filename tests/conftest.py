@@ -1,5 +1,6 @@
 """Shared pytest fixtures. Server fixtures (Kafka, Redis, topics, keys) live in tests/servers.py."""
 
+from tests.pipeline import pipeline
 from tests.servers import (
     kafka_bootstrap,
     key_prefix,
@@ -14,6 +15,7 @@ __all__ = [
     "kafka_bootstrap",
     "key_prefix",
     "new_topic",
+    "pipeline",
     "redis_client",
     "redis_url",
     "topic_prefix",

@@ -1,0 +1,156 @@
+"""The pipeline as a user runs it: ``shopstream collector`` and ``shopstream worker`` as processes.
+
+Each test module gets its own topics, consumer group, Redis key prefix and ports, so modules never
+see each other's events, and the logs of both processes are printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+READY_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    collector_url: str
+    worker_url: str
+    events_topic: str
+    dlq_topic: str
+    key_prefix: str
+    env: dict[str, str]
+    redis: redis.Redis
+    logs: dict[str, Path] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def post(self, body: bytes, content_type: str = "application/json") -> requests.Response:
+        return requests.post(f"{self.collector_url}/v1/events", data=body, timeout=10,
+                             headers={"Content-Type": content_type})
+
+    def metrics(self, which: str = "worker") -> str:
+        url = self.worker_url if which == "worker" else self.collector_url
+        return requests.get(f"{url}/metrics", timeout=5).text
+
+    def wait_for_key(self, key: str, timeout_s: float = 20.0) -> bytes:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = self.redis.get(self.key_prefix + key)
+            if value is not None:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"{self.key_prefix}{key} did not appear in Redis within {timeout_s}s\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        out = []
+        for name, path in self.logs.items():
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {name} log ---\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+def _wait_ready(pipeline: Pipeline, name: str, url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if pipeline.processes[name].poll() is not None:
+            pytest.fail(f"{name} exited with {pipeline.processes[name].returncode}\n{pipeline.tail()}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{name} not ready within {READY_TIMEOUT_S}s\n{pipeline.tail()}")
+
+
+def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env: str) -> Pipeline:
+    """Start collector and worker on fresh topics; the caller stops them with :func:`stop_pipeline`."""
+    run = uuid.uuid4().hex[:10]
+    collector_port, worker_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "REDIS_URL": redis_url,
+        "SHOPSTREAM_EVENTS_TOPIC": f"test-{run}-events",
+        "SHOPSTREAM_DLQ_TOPIC": f"test-{run}-dlq",
+        "SHOPSTREAM_TOPIC_PARTITIONS": "4",
+        "SHOPSTREAM_KEY_PREFIX": f"test-{run}:",
+        "SHOPSTREAM_APP_ID": f"test-{run}-worker",
+        "SHOPSTREAM_DATA_DIR": str(tmp / "worker-data"),
+        "SHOPSTREAM_PORT": str(collector_port),
+        "SHOPSTREAM_HOST": "127.0.0.1",
+        "SHOPSTREAM_WEB_PORT": str(worker_port),
+        "SHOPSTREAM_WEB_HOST": "127.0.0.1",
+        **extra_env,
+    }
+    pipeline = Pipeline(
+        collector_url=f"http://127.0.0.1:{collector_port}",
+        worker_url=f"http://127.0.0.1:{worker_port}",
+        events_topic=env["SHOPSTREAM_EVENTS_TOPIC"],
+        dlq_topic=env["SHOPSTREAM_DLQ_TOPIC"],
+        key_prefix=env["SHOPSTREAM_KEY_PREFIX"],
+        env=env,
+        redis=redis.Redis.from_url(redis_url),
+    )
+    for name in ("collector", "worker"):
+        start_process(pipeline, name, tmp)
+    _wait_ready(pipeline, "collector", pipeline.collector_url)
+    _wait_ready(pipeline, "worker", pipeline.worker_url)
+    return pipeline
+
+
+def start_process(pipeline: Pipeline, name: str, tmp: Path) -> None:
+    """(Re)start one component as ``python -m shopstream <name>``, appending to its log."""
+    log = pipeline.logs.setdefault(name, tmp / f"{name}.log")
+    with log.open("ab") as out:
+        pipeline.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "shopstream", name], env=pipeline.env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop_process(pipeline: Pipeline, name: str, sig: int = signal.SIGTERM) -> None:
+    proc = pipeline.processes[name]
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def stop_pipeline(pipeline: Pipeline) -> None:
+    for name in list(pipeline.processes):
+        stop_process(pipeline, name)
+    stale = list(pipeline.redis.scan_iter(match=f"{pipeline.key_prefix}*", count=1000))
+    if stale:
+        pipeline.redis.delete(*stale)
+    pipeline.redis.close()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """A running collector and worker for the tests of one module."""
+    running = start_pipeline(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("pipeline"))
+    try:
+        yield running
+    finally:
+        stop_pipeline(running)
