@@ -1,0 +1,158 @@
+"""The pipeline driven as a user drives it: events POSTed to the collector, keys read from Redis.
+
+Runs against real Kafka and Redis with ``shopstream collector`` and ``shopstream worker`` as
+processes (tests/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from shopstream.producers.synthetic import SyntheticTraffic
+from tests.pipeline import Pipeline
+
+
+def sample_values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Samples of one metric from an exposition text, keyed by their sorted labels."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def consume_all(pipeline: Pipeline, topic: str, expected: int, timeout_s: float = 20.0) -> list:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=pipeline.env["KAFKA_BOOTSTRAP_SERVERS"], auto_offset_reset="earliest",
+        group_id=f"test-reader-{uuid.uuid4().hex}", enable_auto_commit=False, consumer_timeout_ms=1000,
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(records) < expected:
+            records.extend(consumer)
+    finally:
+        consumer.close()
+    return records
+
+
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def processed_total(pipeline: Pipeline) -> float:
+    values = sample_values(pipeline.metrics(), "shopstream_events_total")
+    return sum(v for labels, v in values.items() if ("outcome", "processed") in labels)
+
+
+def test_tracker_events_become_recommendations(pipeline: Pipeline) -> None:
+    now = time.time()
+    warmup = SyntheticTraffic(seed=7, start_ts=now - 600, rate=10).take(3000)
+    for i in range(0, len(warmup), 1000):
+        body = b"\n".join(orjson.dumps(e) for e in warmup[i : i + 1000])
+        response = pipeline.post(body, "application/x-ndjson")
+        assert response.status_code == 202, response.text
+        assert response.json()["accepted"] == 1000
+
+    session, user = f"sess-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
+    browsed = [e["item_id"] for e in warmup if e["type"] == "view"][:3]
+    mine = [
+        {"event_id": f"{session}-{i}", "ts": now + i, "session_id": session, "user_id": user, "type": t,
+         "item_id": item, "category": "c1"}
+        for i, (t, item) in enumerate([("view", browsed[0]), ("view", browsed[1]), ("add_to_cart", browsed[1])])
+    ]
+    response = pipeline.post(orjson.dumps(mine))
+    assert response.status_code == 202 and response.json() == {"accepted": 3, "rejected": 0, "errors": []}
+
+    session_value = orjson.loads(pipeline.wait_for_key(f"rec:session:{session}"))
+    user_value = orjson.loads(pipeline.wait_for_key(f"rec:user:{user}"))
+    for value in (session_value, user_value):
+        assert value["v"] == 1 and value["model"]
+        assert 0 < len(value["items"]) <= 20 and len(value["items"]) == len(value["scores"])
+        assert value["scores"] == sorted(value["scores"], reverse=True)
+        assert abs(value["updated_at"] - time.time()) < 30
+    # Items browsed together in the warm-up traffic lead the list of a session that browsed them.
+    known_items = {e["item_id"] for e in warmup}
+    assert set(session_value["items"]) <= known_items
+    assert pipeline.redis.ttl(f"{pipeline.key_prefix}rec:session:{session}") > 0
+    assert orjson.loads(pipeline.wait_for_key("rec:trending"))["items"]
+    assert orjson.loads(pipeline.wait_for_key(f"rec:item:{browsed[1]}"))["items"]
+
+
+def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(pipeline: Pipeline) -> None:
+    now = time.time()
+    good = {"event_id": f"ok-{uuid.uuid4().hex}", "ts": now, "session_id": "s-dlq", "type": "view", "item_id": "i1"}
+    bad = [
+        {**good, "event_id": "bad-type", "type": "teleport"},
+        {k: v for k, v in good.items() if k != "session_id"} | {"event_id": "bad-missing"},
+        {**good, "event_id": "bad-ts", "ts": 12},
+        {**good, "event_id": "bad-price", "price": "cheap"},
+    ]
+    response = pipeline.post(orjson.dumps([good, *bad]))
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1 and response.json()["rejected"] == 4
+    response = pipeline.post(b'{"broken json', "application/json")
+    assert response.json()["rejected"] == 1
+
+    letters = [orjson.loads(r.value) for r in consume_all(pipeline, pipeline.dlq_topic, expected=5)]
+    reasons = {letter["raw"].get("event_id") if isinstance(letter["raw"], dict) else "json": letter["reason"]
+               for letter in letters}
+    assert reasons == {"bad-type": "unknown_type", "bad-missing": "missing_field", "bad-ts": "bad_timestamp",
+                       "bad-price": "wrong_type", "json": "invalid_json"}
+    assert all(letter["source"] == "collector" for letter in letters)
+
+    failures = sample_values(pipeline.metrics("collector"), "shopstream_collector_validation_failures_total")
+    assert failures[(("reason", "unknown_type"),)] >= 1
+    assert failures[(("reason", "invalid_json"),)] >= 1
+
+
+def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
+    """Every accepted event is on the topic once, per-session in order; a re-sent batch is not re-learned."""
+    start = time.time()
+    events = SyntheticTraffic(seed=11, start_ts=start - 300, rate=50).take(2000)
+    before = processed_total(pipeline)
+    for i in range(0, len(events), 100):
+        assert pipeline.post(orjson.dumps(events[i : i + 100])).json()["accepted"] == 100
+    duplicate_batch = events[:100]
+    assert pipeline.post(orjson.dumps(duplicate_batch)).json()["accepted"] == 100
+
+    wait_for(lambda: processed_total(pipeline) - before >= 2000, what="the worker to process 2000 events")
+    time.sleep(1.0)
+    assert processed_total(pipeline) - before == 2000
+    duplicates = sample_values(pipeline.metrics(), "shopstream_events_total")
+    assert sum(v for labels, v in duplicates.items() if ("outcome", "duplicate") in labels) >= 100
+
+    ours = {e["event_id"] for e in events}
+    seen: dict[str, list[str]] = {}
+    for record in consume_all(pipeline, pipeline.events_topic, expected=10**9, timeout_s=8):
+        for event in orjson.loads(record.value):
+            if event["event_id"] in ours:
+                assert record.key.decode() == event["session_id"]
+                seen.setdefault(event["session_id"], []).append(event["event_id"])
+    sent: dict[str, list[str]] = {}
+    for event in events + duplicate_batch:
+        sent.setdefault(event["session_id"], []).append(event["event_id"])
+    assert seen == sent
+
+
+def test_metrics_show_counts_freshness_and_hit_rate(pipeline: Pipeline) -> None:
+    text = pipeline.metrics()
+    freshness = sample_values(text, "shopstream_freshness_seconds_count")
+    assert freshness[(("kind", "session"),)] > 0
+    predictions = sample_values(text, "shopstream_recommendation_predictions_total")
+    assert sum(predictions.values()) > 0
+    assert sample_values(text, "shopstream_redis_write_duration_seconds_count")[()] > 0
+    accepted = sample_values(pipeline.metrics("collector"), "shopstream_collector_events_total")
+    assert accepted[(("outcome", "accepted"),)] >= 3000
