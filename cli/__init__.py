@@ -88,6 +88,8 @@ def _collector(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from shopstream import evaluate
+
 
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--rate", type=float, help="events/s")
     pace.add_argument("--speedup", type=float, help="multiple of the recorded timestamps' pace")
     rep.set_defaults(func=_replay)
+
+    evaluate.add_parser(sub)
 
     return parser
 

@@ -42,6 +42,11 @@ class LRUDict(OrderedDict[K, V]):
             self.popitem(last=False)
             self.evictions += 1
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        """Pickle with the capacity (OrderedDict's default would call ``__init__`` without it)."""
+        state = {"evictions": self.evictions}
+        return (self.__class__, (self.capacity,), state, None, iter(self.items()))
+
     def peek(self, key: K) -> V | None:
         """Read without refreshing recency (serving must not keep entries alive)."""
         return super().get(key)
