@@ -88,7 +88,7 @@ def _collector(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shopstream import evaluate
+    from shopstream import demo, evaluate
 
 
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--speedup", type=float, help="multiple of the recorded timestamps' pace")
     rep.set_defaults(func=_replay)
 
+    demo.add_parser(sub)
     evaluate.add_parser(sub)
 
     return parser

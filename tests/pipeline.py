@@ -7,10 +7,8 @@ see each other's events, and the logs of both processes are printed when a test 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+
+from shopstream import processes
 
 READY_TIMEOUT_S = 90.0
 
@@ -68,17 +68,10 @@ class Pipeline:
 
 
 def _wait_ready(pipeline: Pipeline, name: str, url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if pipeline.processes[name].poll() is not None:
-            pytest.fail(f"{name} exited with {pipeline.processes[name].returncode}\n{pipeline.tail()}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{name} not ready within {READY_TIMEOUT_S}s\n{pipeline.tail()}")
+    try:
+        processes.wait_ready(pipeline.processes[name], url, READY_TIMEOUT_S)
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(f"{name}: {exc}\n{pipeline.tail()}")
 
 
 def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env: str) -> Pipeline:
@@ -118,28 +111,14 @@ def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env:
 
 
 def start_process(pipeline: Pipeline, name: str, tmp: Path) -> None:
-    """(Re)start one component as ``python -m shopstream <name>``, appending to its log."""
+    """(Re)start one component, appending to its log."""
     log = pipeline.logs.setdefault(name, tmp / f"{name}.log")
-    with log.open("ab") as out:
-        pipeline.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "shopstream", name], env=pipeline.env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def stop_process(pipeline: Pipeline, name: str, sig: int = signal.SIGTERM) -> None:
-    proc = pipeline.processes[name]
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    pipeline.processes[name] = processes.start(name, pipeline.env, log)
 
 
 def stop_pipeline(pipeline: Pipeline) -> None:
-    for name in list(pipeline.processes):
-        stop_process(pipeline, name)
+    for process in pipeline.processes.values():
+        processes.stop(process)
     stale = list(pipeline.redis.scan_iter(match=f"{pipeline.key_prefix}*", count=1000))
     if stale:
         pipeline.redis.delete(*stale)

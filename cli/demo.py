@@ -1,0 +1,164 @@
+"""``shopstream demo``: the whole pipeline on local servers, fed like a shop would feed it.
+
+Starts a collector and a worker, posts seeded synthetic traffic to the collector over HTTP in
+tracker-sized NDJSON batches (plus a few malformed events, to show the dead-letter path), then
+prints recommendations read back from Redis and a few figures from the worker's /metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import orjson
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from shopstream import processes
+from shopstream.producers.synthetic import SyntheticTraffic
+
+BATCH = 50
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    demo = sub.add_parser("demo", help="run collector + worker on local servers with synthetic traffic")
+    demo.add_argument("--events", type=int, default=20_000)
+    demo.add_argument("--rate", type=float, default=4_000.0, help="events/s posted to the collector")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--collector-port", type=int, default=8080)
+    demo.add_argument("--worker-port", type=int, default=6066)
+    demo.set_defaults(func=run)
+
+
+async def _post_traffic(url: str, events: list[dict], rate: float) -> tuple[int, int]:
+    """POST NDJSON batches at ``rate`` events/s; returns (accepted, rejected) as the collector counted."""
+    accepted = rejected = 0
+    start = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        for i in range(0, len(events), BATCH):
+            body = b"\n".join(orjson.dumps(e) for e in events[i : i + BATCH])
+            async with session.post(url, data=body, headers={"Content-Type": "application/x-ndjson"}) as resp:
+                counts = await resp.json()
+                accepted += counts.get("accepted", 0)
+                rejected += counts.get("rejected", 0)
+            await asyncio.sleep(max(0.0, start + (i + BATCH) / rate - time.monotonic()))
+        bad = b'{"event_id": "bad-1", "type": "teleport"}\n{not json'
+        async with session.post(url, data=bad, headers={"Content-Type": "application/x-ndjson"}) as resp:
+            rejected += (await resp.json())["rejected"]
+    return accepted, rejected
+
+
+def _metric(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def _quantile(buckets: dict[float, float], q: float) -> float:
+    """A quantile from cumulative histogram buckets, interpolated as Prometheus does."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    rank, previous_bound, previous_count = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return previous_bound
+            share = (rank - previous_count) / max(buckets[bound] - previous_count, 1e-9)
+            return previous_bound + (bound - previous_bound) * share
+        previous_bound, previous_count = bound, buckets[bound]
+    return previous_bound
+
+
+def _show(title: str, raw: bytes | None) -> None:
+    if raw is None:
+        print(f"  {title}: (no key)")
+        return
+    value = orjson.loads(raw)
+    age = time.time() - value["updated_at"]
+    print(f"  {title}  [{value['model']}, {age:.1f}s old]\n    {', '.join(value['items'][:10])}")
+
+
+def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[dict]) -> None:
+    processed = _metric(metrics_text, "shopstream_events_total")
+    print("\nEvents processed by the worker:")
+    for labels, value in sorted(processed.items()):
+        if value:
+            print(f"  {dict(labels)['type']:<17} {dict(labels)['outcome']:<10} {value:>8.0f}")
+    dlq = sum(_metric(metrics_text, "shopstream_dlq_events_total").values())
+    buckets = {
+        float(dict(labels)["le"]): value
+        for labels, value in _metric(metrics_text, "shopstream_freshness_seconds_bucket").items()
+        if dict(labels)["kind"] == "session"
+    }
+    print(f"Dead-lettered by the worker: {dlq:.0f} (the collector rejected the malformed ones before Kafka)")
+    print(f"Freshness of session keys (Redis write - Kafka timestamp): p50 {_quantile(buckets, 0.5) * 1000:.0f} ms,"
+          f" p99 {_quantile(buckets, 0.99) * 1000:.0f} ms")
+    hits = _metric(metrics_text, "shopstream_recommendation_hits_total")
+    predictions = _metric(metrics_text, "shopstream_recommendation_predictions_total")
+    print("Online hit-rate (next event's item in the list served before it):")
+    for labels, n in sorted(predictions.items()):
+        if n and dict(labels)["k"] == "20":
+            print(f"  {dict(labels)['model']:<24} HR@20 {hits.get(labels, 0) / n:.3f}  over {n:.0f} events")
+
+    print("\nRecommendations read back from Redis:")
+    last = events[-1]
+    user = next(e["user_id"] for e in reversed(events) if "user_id" in e)
+    _show(f"rec:session:{last['session_id']}", client.get(f"{prefix}rec:session:{last['session_id']}"))
+    _show(f"rec:user:{user}", client.get(f"{prefix}rec:user:{user}"))
+    _show(f"rec:item:{last['item_id']}", client.get(f"{prefix}rec:item:{last['item_id']}"))
+    _show("rec:trending", client.get(f"{prefix}rec:trending"))
+    _show(f"rec:trending:category:{last['category']}", client.get(f"{prefix}rec:trending:category:{last['category']}"))
+
+
+def _processed(worker_url: str) -> float:
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = _metric(text, "shopstream_events_total")
+    return sum(v for labels, v in counts.items() if dict(labels)["outcome"] in ("processed", "duplicate"))
+
+
+def run(args: argparse.Namespace) -> int:
+    logs = Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
+    env = {
+        **os.environ,
+        "SHOPSTREAM_PORT": str(args.collector_port),
+        "SHOPSTREAM_WEB_PORT": str(args.worker_port),
+        "SHOPSTREAM_LOG_LEVEL": os.environ.get("SHOPSTREAM_LOG_LEVEL", "warn"),
+    }
+    collector_url = f"http://127.0.0.1:{args.collector_port}"
+    worker_url = f"http://127.0.0.1:{args.worker_port}"
+    print(f"Starting collector ({collector_url}) and worker ({worker_url}); logs in {logs}")
+    running = [processes.start(name, env, logs / f"{name}.log") for name in ("collector", "worker")]
+    try:
+        processes.wait_ready(running[0], collector_url)
+        processes.wait_ready(running[1], worker_url)
+        baseline = _processed(worker_url)
+        events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
+        print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "
+              f"in NDJSON batches of {BATCH}...")
+        accepted, rejected = asyncio.run(_post_traffic(f"{collector_url}/v1/events", events, args.rate))
+        print(f"Collector: {accepted} accepted, {rejected} rejected (sent to the dead-letter topic)")
+        deadline = time.monotonic() + 60
+        while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
+            metrics_text = response.read().decode()
+        from shopstream.settings import CommonSettings, load
+
+        settings = load(CommonSettings)
+        client = redis.Redis.from_url(settings.redis_url)
+        _report(metrics_text, client, settings.key_prefix, events)
+        print(f"\nMetrics: {worker_url}/metrics (worker), {collector_url}/metrics (collector)")
+    finally:
+        for process in running:
+            processes.stop(process)
+    return 0
