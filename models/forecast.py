@@ -8,13 +8,13 @@ on Saturdays. Series are capped; the least recently active are dropped.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from river import time_series
 
 from shopstream.models.base import Model
-from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
 
 SeriesKey = tuple[str, Hashable]  # ("shop", None), ("category", "toys"), ("item", "42")
@@ -132,7 +132,7 @@ class WindowedForecaster(Model):
         self.max_gap = max_gap
 
         self._factories = models if models is not None else {"shop": shop_model, "category": TSB, "item": TSB}
-        self._series: LRUDict[SeriesKey, _Series] = LRUDict(max_series)
+        self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()  # activity order
         self._window: int | None = None  # index of the latest window with activity
         self._period = 0  # how many windows had activity so far
         self.late_events = 0
@@ -158,7 +158,7 @@ class WindowedForecaster(Model):
 
     def _get(self, key: SeriesKey, create: bool) -> _Series | None:
         """The series brought up to the current period: closed windows learned, silent ones as 0."""
-        series = self._series.peek(key)
+        series = self._series.get(key)
         if series is None:
             factory = self._factories.get(key[0])
             if not create or factory is None:
@@ -171,7 +171,10 @@ class WindowedForecaster(Model):
             series.closed += 1 + min(self._period - series.period - 1, self.max_gap)
             series.period, series.total = self._period, 0.0
         if create:
-            self._series[key] = series  # refreshes recency, evicting the stalest beyond the cap
+            self._series[key] = series
+            self._series.move_to_end(key)
+            if len(self._series) > self.max_series:
+                self._series.popitem(last=False)
         return series
 
     def forecast(self, key: SeriesKey, horizon: int) -> list[float]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 
 import numpy as np
 from river import optim, reco
 
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
-from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
 from shopstream.models.item_index import ItemIndex, top_k
 
@@ -84,7 +83,7 @@ class ImplicitMF(UserRecommender):
         n_negatives: int = 4,
         event_weights: Mapping[str, float] | None = None,
         exclude_purchased: bool = False,
-        popularity_half_life_s: float = 14 * 86400.0,
+        popularity_half_life_s: float = 3 * 86400.0,
         max_users: int = 1_000_000,
         max_items: int = 100_000,
         max_history: int = 200,
@@ -114,8 +113,10 @@ class ImplicitMF(UserRecommender):
         )
         self._rng = random.Random(seed)
         #: user -> items they bought (insertion-ordered dict used as a bounded ordered set)
-        self._users: LRUDict[str, dict[str, None]] = LRUDict(max_users)
-        self._items: LRUDict[str, int] = LRUDict(max_items)  # recency order of the item rows
+        # OrderedDicts in recency order (``bounded.LRUDict`` does not pickle, and eviction here
+        # must also drop River's factors, so the evicted key is needed)
+        self._users: OrderedDict[str, dict[str, None]] = OrderedDict()
+        self._items: OrderedDict[str, int] = OrderedDict()
         self.item_index = ItemIndex(max_items)
         self._factors = np.zeros((max_items, n_factors))
         self._popularity = np.zeros(max_items)
@@ -156,20 +157,22 @@ class ImplicitMF(UserRecommender):
 
     def _touch_user(self, user: str) -> dict[str, None]:
         history = self._users.get(user)
-        if history is None:
-            if len(self._users) >= self.max_users:
-                old, _ = self._users.oldest()  # type: ignore[misc]
-                del self._users[old]
-                self._mf.u_latents.pop(old, None)
-            history = self._users[user] = {}
+        if history is not None:
+            self._users.move_to_end(user)
+            return history
+        if len(self._users) >= self.max_users:
+            old, _ = self._users.popitem(last=False)
+            self._mf.u_latents.pop(old, None)
+        history = self._users[user] = {}
         return history
 
     def _touch_item(self, item: str) -> int:
         row = self._items.get(item)
-        if row is None:
+        if row is not None:
+            self._items.move_to_end(item)
+        else:
             if self.item_index.full:
-                old, old_row = self._items.oldest()  # type: ignore[misc]
-                del self._items[old]
+                old, old_row = self._items.popitem(last=False)
                 self.item_index.remove(old)
                 self._mf.i_latents.pop(old, None)
                 self._in_use[old_row] = False
@@ -213,7 +216,7 @@ class ImplicitMF(UserRecommender):
 
     def purchased(self, user_id: str) -> list[str]:
         """Items the user bought, oldest first (at most ``max_history``), without refreshing recency."""
-        history = self._users.peek(user_id)
+        history = self._users.get(user_id)
         return [] if history is None else list(history)
 
     def recommend_user(self, user_id: str, k: int) -> list[Scored]:

@@ -3,18 +3,20 @@
 In Online Retail almost half of what a returning customer buys they bought before, so their own
 history must lead the list; MF preference and recent popularity order the rest and break ties.
 Each part is scaled to [0, 1] before the weighted sum so the weights mean the same for every user.
+The defaults were chosen on Online Retail's train part only (cases of the month before 2011-11-09,
+fixed seed 0): history half-life, MF and popularity weights, and the MF popularity half-life.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
-from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
 from shopstream.models.item_index import top_k
 from shopstream.models.mf import ImplicitMF
@@ -84,10 +86,10 @@ class RepeatBuyBlend(UserRecommender):
     def __init__(
         self,
         mf: ImplicitMF | None = None,
-        history_half_life_s: float = 90 * 86400.0,
+        history_half_life_s: float = 365 * 86400.0,
         repeat_weight: float = 1.0,
-        mf_weight: float = 0.1,
-        popularity_weight: float = 0.1,
+        mf_weight: float = 0.05,
+        popularity_weight: float = 1.0,
         event_weights: Mapping[str, float] | None = None,
         max_users: int = 1_000_000,
         max_history: int = 200,
@@ -106,7 +108,7 @@ class RepeatBuyBlend(UserRecommender):
         self._mf = ImplicitMF(seed=seed) if mf is None else copy.deepcopy(mf)
         self._weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
         self._tau = history_half_life_s / math.log(2)
-        self._histories: LRUDict[str, _History] = LRUDict(max_users)
+        self._histories: OrderedDict[str, _History] = OrderedDict()  # recency order
 
     def learn_one(self, event: Event) -> None:
         self._mf.learn_one(event)
@@ -115,12 +117,16 @@ class RepeatBuyBlend(UserRecommender):
             return
         history = self._histories.get(event.user_id)
         if history is None:
+            if len(self._histories) >= self.max_users:
+                self._histories.popitem(last=False)
             history = self._histories[event.user_id] = _History(event.ts)
+        else:
+            self._histories.move_to_end(event.user_id)
         history.add(event.item_id, weight, event.ts, self._tau, self.max_history)
 
     def item_scores(self, user_id: str) -> np.ndarray | None:
         """Blended score per row of ``mf.item_index``; ``None`` for an unknown user."""
-        history = self._histories.peek(user_id)
+        history = self._histories.get(user_id)
         preference = self._mf.item_scores(user_id)
         if history is None or preference is None:
             return None

@@ -1,0 +1,155 @@
+"""Online purchase propensity of open sessions: will this visit end in a purchase?
+
+Labels arrive late: a session is positive when it converts and negative when it goes quiet for
+``timeout_s``. Each session keeps its last few feature snapshots, and all of them are learned with
+the label once it is known, so the model sees sessions at every stage, as it scores them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+
+from river import base, compose, linear_model, optim, preprocessing
+
+from shopstream.models.base import Model
+from shopstream.models.events import Event
+
+
+@dataclass(slots=True)
+class _Session:
+    start: float
+    last: float
+    counts: Counter = field(default_factory=Counter)
+    items: set[str] = field(default_factory=set)
+    cart_value: float = 0.0
+    gap: float = 0.0  # seconds between the last two events
+    snapshots: deque[dict[str, float]] = field(default_factory=deque)
+
+    def features(self) -> dict[str, float]:
+        return {
+            "views": float(self.counts["view"]),
+            "carts": float(self.counts["add_to_cart"]),
+            "removals": float(self.counts["remove_from_cart"]),
+            "events": float(self.counts.total()),
+            "distinct_items": float(len(self.items)),
+            "log_duration_s": math.log1p(self.last - self.start),
+            "log_cart_value": math.log1p(self.cart_value),
+            "log_gap_s": math.log1p(self.gap),
+        }
+
+
+class SessionPropensity(Model):
+    """P(session ends in a purchase) from session features, learned online with delayed labels.
+
+    Parameters
+    ----------
+    classifier
+        A River binary classifier; defaults to ``StandardScaler | LogisticRegression(SGD(0.05))``.
+    timeout_s
+        A session quiet for this long is over and, without a purchase, labelled negative.
+    max_sessions
+        Open sessions kept; beyond it the least recently active is closed early (as a negative).
+    max_snapshots
+        Feature snapshots kept per session and learned at labelling.
+    max_items
+        Distinct items remembered per session (the count saturates there).
+
+    Examples
+    --------
+    >>> from shopstream.models.events import Event
+    >>> model = SessionPropensity(timeout_s=60)
+    >>> t = 0.0
+    >>> for n in range(200):
+    ...     kind = ["view", "add_to_cart", "purchase"] if n % 2 else ["view", "view"]
+    ...     for i, etype in enumerate(kind):
+    ...         t += 1
+    ...         model.learn_one(Event(f"e{n}{i}", 1e9 + t, f"s{n}", etype, "a", price=2.0))
+    ...     t += 100
+    >>> for i, (session, etype) in enumerate([("buyer", "view"), ("buyer", "add_to_cart"),
+    ...                                       ("browser", "view"), ("browser", "view")]):
+    ...     model.learn_one(Event(f"x{i}", 1e9 + t + i, session, etype, "a", price=2.0))
+    >>> model.predict_session("buyer") > 0.5 > model.predict_session("browser")
+    True
+    >>> model.predict_session("unknown") is None
+    True
+    """
+
+    name = "session_propensity"
+
+    def __init__(
+        self,
+        classifier: base.Classifier | None = None,
+        timeout_s: float = 1800.0,
+        max_sessions: int = 100_000,
+        max_snapshots: int = 8,
+        max_items: int = 100,
+    ) -> None:
+        self.classifier = classifier
+        self.timeout_s = timeout_s
+        self.max_sessions = max_sessions
+        self.max_snapshots = max_snapshots
+        self.max_items = max_items
+
+        self._model = (
+            compose.Pipeline(
+                preprocessing.StandardScaler(), linear_model.LogisticRegression(optim.SGD(0.05))
+            )
+            if classifier is None
+            else classifier.clone()
+        )
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()  # activity order
+        self.labelled = Counter[bool]()
+
+    def learn_one(self, event: Event) -> None:
+        self._expire(event.ts)
+        session = self._sessions.get(event.session_id)
+        if session is not None:
+            self._sessions.move_to_end(event.session_id)
+        if event.type == "purchase":
+            if session is not None:
+                del self._sessions[event.session_id]
+                self._label(session, True)
+            return
+        if session is None:
+            if len(self._sessions) >= self.max_sessions:
+                _, oldest = self._sessions.popitem(last=False)
+                self._label(oldest, False)
+            session = self._sessions[event.session_id] = _Session(event.ts, event.ts)
+        session.gap, session.last = event.ts - session.last, max(session.last, event.ts)
+        session.counts[event.type] += 1
+        if len(session.items) < self.max_items:
+            session.items.add(event.item_id)
+        price = (event.price or 0.0) * (event.quantity or 1)
+        if event.type == "add_to_cart":
+            session.cart_value += price
+        elif event.type == "remove_from_cart":
+            session.cart_value = max(0.0, session.cart_value - price)
+        session.snapshots.append(session.features())
+        if len(session.snapshots) > self.max_snapshots:
+            session.snapshots.popleft()
+
+    def _expire(self, now: float) -> None:
+        """Sessions are in activity order, so expired ones are all at the front."""
+        while self._sessions:
+            session = next(iter(self._sessions.values()))
+            if now - session.last < self.timeout_s:
+                return
+            self._sessions.popitem(last=False)
+            self._label(session, False)
+
+    def _label(self, session: _Session, converted: bool) -> None:
+        for x in session.snapshots:
+            self._model.learn_one(x, converted)
+        self.labelled[converted] += 1
+
+    def predict_session(self, session_id: str) -> float | None:
+        """P(the open session converts) given everything seen so far; None if it is not open."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        return self._model.predict_proba_one(session.features()).get(True, 0.0)
+
+    def size(self) -> dict[str, int]:
+        return {"sessions": len(self._sessions)}
