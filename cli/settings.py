@@ -57,7 +57,6 @@ class WorkerSettings(CommonSettings):
     dedupe_window: int = Field(500_000, ge=1)
     session_ttl_s: float = Field(1800.0, gt=0)
     trending_half_life_s: float = Field(6 * 3600.0, gt=0)
-    redis_retries: int = Field(5, ge=0, le=100)
 
 
 class CollectorSettings(CommonSettings):
