@@ -1,0 +1,237 @@
+"""Reading the worker's recommendation keys from a shop back-end (the contract: docs/redis-keys.md).
+
+A serving back-end wants one answer per page view, fast, and never an empty carousel while any list
+exists, so :meth:`RecommendationReader.recommend` fetches every candidate key of the fallback chain
+(user → session → category trending → global trending) in one ``MGET`` and fills up to ``k`` items
+from the first non-empty list onwards, without repeats. Keys, decoding and merging are pure
+functions shared by the sync and asyncio readers, which differ only in how they await the ``MGET``.
+
+The module deliberately imports no model code (numpy, River): back-ends only need ``redis`` and
+``orjson``. Key names are kept in step with :func:`shopstream.streams.redis_sink.redis_key` by a test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+KEY_VERSION = 1
+
+Candidate = tuple[str, str]
+"""``(kind, redis key)`` of one list the chain may read."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredList:
+    """One decoded key value (schema ``v: 1``)."""
+
+    model: str
+    updated_at: float
+    items: list[str]
+    scores: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    """What to show, and where it came from.
+
+    ``sources`` are the key kinds that contributed items, in chain order (e.g. ``["session",
+    "trending"]``); ``model`` and ``updated_at`` are those of the first one; ``age_s`` is the age of
+    the *oldest* contributing list, so staleness alerts see the worst case. Empty when no key exists.
+    """
+
+    items: list[str]
+    sources: list[str]
+    model: str | None
+    updated_at: float | None
+    age_s: float | None
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+EMPTY = Recommendations([], [], None, None, None)
+
+
+def key(prefix: str, kind: str, key_id: str = "") -> str:
+    """The Redis key of a list (same layout as the writer's ``redis_key``).
+
+    >>> key("shop1:", "session", "s42"), key("", "trending"), key("", "category", "toys")
+    ('shop1:rec:session:s42', 'rec:trending', 'rec:trending:category:toys')
+    """
+    if kind == "trending":
+        return f"{prefix}rec:trending"
+    if kind == "category":
+        return f"{prefix}rec:trending:category:{key_id}"
+    return f"{prefix}rec:{kind}:{key_id}"
+
+
+def recommend_chain(
+    prefix: str, user_id: str | None = None, session_id: str | None = None, category: str | None = None
+) -> list[Candidate]:
+    """The keys to read for ``recommend``, best first; ids that are not given are left out.
+
+    >>> [kind for kind, _ in recommend_chain("", user_id="u1", category="toys")]
+    ['user', 'category', 'trending']
+    """
+    chain: list[Candidate] = []
+    if user_id:
+        chain.append(("user", key(prefix, "user", user_id)))
+    if session_id:
+        chain.append(("session", key(prefix, "session", session_id)))
+    if category:
+        chain.append(("category", key(prefix, "category", category)))
+    chain.append(("trending", key(prefix, "trending")))
+    return chain
+
+
+def similar_chain(prefix: str, item_id: str, category: str | None = None) -> list[Candidate]:
+    """The keys to read for ``similar``: the item's neighbours, then (category) trending."""
+    chain = [("item", key(prefix, "item", item_id))]
+    if category:
+        chain.append(("category", key(prefix, "category", category)))
+    chain.append(("trending", key(prefix, "trending")))
+    return chain
+
+
+def decode(raw: bytes | str | None) -> StoredList | None:
+    """A key's value, or ``None`` if absent, not JSON, or of another schema version.
+
+    Unreadable values are treated as missing rather than raised: the chain then serves the next
+    list, which is what a shop page wants from a cache. Non-string item ids are stringified.
+
+    >>> decode(b'{"v":1,"model":"trending","updated_at":1.5,"items":["a"],"scores":[0.9]}').items
+    ['a']
+    >>> decode(b'{"v":2,"items":["a"]}') is None, decode(b"oops") is None, decode(None) is None
+    (True, True, True)
+    """
+    if raw is None:
+        return None
+    try:
+        value: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or value.get("v") != KEY_VERSION:
+        return None
+    items, scores = value.get("items"), value.get("scores")
+    if not isinstance(items, list):
+        return None
+    updated_at = value.get("updated_at")
+    return StoredList(
+        model=str(value.get("model", "")),
+        updated_at=float(updated_at) if isinstance(updated_at, int | float) else 0.0,
+        items=[str(item) for item in items],
+        scores=[float(s) for s in scores] if isinstance(scores, list) else [],
+    )
+
+
+def merge(
+    lists: Sequence[tuple[str, StoredList | None]], k: int, now: float, exclude: Collection[str] = ()
+) -> Recommendations:
+    """Fill up to ``k`` items from the lists in order, skipping repeats and ``exclude``.
+
+    Lists after the first are only read while items are missing, and a list counts as a source only
+    if it contributed an item.
+
+    >>> a = StoredList("knn", 100.0, ["x", "y"], [])
+    >>> t = StoredList("trending", 90.0, ["y", "z", "w"], [])
+    >>> merge([("session", a), ("category", None), ("trending", t)], k=3, now=110.0)
+    Recommendations(items=['x', 'y', 'z'], sources=['session', 'trending'], model='knn', updated_at=100.0, age_s=20.0)
+    """
+    items: list[str] = []
+    seen = set(exclude)
+    used: list[tuple[str, StoredList]] = []
+    for kind, stored in lists:
+        if len(items) >= k:
+            break
+        if stored is None:
+            continue
+        before = len(items)
+        for item in stored.items:
+            if item not in seen:
+                seen.add(item)
+                items.append(item)
+                if len(items) >= k:
+                    break
+        if len(items) > before:
+            used.append((kind, stored))
+    if not used:
+        return EMPTY
+    oldest = min(stored.updated_at for _, stored in used)
+    first = used[0][1]
+    return Recommendations(
+        items=items,
+        sources=[kind for kind, _ in used],
+        model=first.model,
+        updated_at=first.updated_at,
+        age_s=round(max(0.0, now - oldest), 3),
+    )
+
+
+def _resolve(chain: list[Candidate], values: Sequence[bytes | None], k: int, now: float,
+             exclude: Collection[str]) -> Recommendations:
+    return merge([(kind, decode(raw)) for (kind, _), raw in zip(chain, values, strict=True)], k, now, exclude)
+
+
+class _Reader:
+    """What both readers share: the client, the key prefix and the clock (injectable for tests)."""
+
+    def __init__(self, client: Any, prefix: str = "", clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.clock = clock
+
+
+class RecommendationReader(_Reader):
+    """Reads lists with a sync ``redis.Redis`` (one ``MGET`` round trip per call).
+
+    ``RecommendationReader(redis.Redis.from_url(url), prefix="shop1:").recommend(session_id=sid, k=8)``
+    """
+
+    client: redis.Redis
+
+    def recommend(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        k: int = 10,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Recommendations:
+        """Up to ``k`` items for a visitor: user → session → category trending → global trending."""
+        chain = recommend_chain(self.prefix, user_id, session_id, category)
+        return _resolve(chain, self.client.mget([name for _, name in chain]), k, self.clock(), exclude)
+
+    def similar(self, item_id: str, k: int = 10, category: str | None = None) -> Recommendations:
+        """Up to ``k`` items like ``item_id`` (never itself), topped up from (category) trending."""
+        chain = similar_chain(self.prefix, item_id, category)
+        return _resolve(chain, self.client.mget([name for _, name in chain]), k, self.clock(), {item_id})
+
+
+class AsyncRecommendationReader(_Reader):
+    """The same with ``redis.asyncio.Redis``, for aiohttp/FastAPI back-ends."""
+
+    client: aioredis.Redis
+
+    async def recommend(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        k: int = 10,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Recommendations:
+        """See :meth:`RecommendationReader.recommend`."""
+        chain = recommend_chain(self.prefix, user_id, session_id, category)
+        return _resolve(chain, await self.client.mget([name for _, name in chain]), k, self.clock(), exclude)
+
+    async def similar(self, item_id: str, k: int = 10, category: str | None = None) -> Recommendations:
+        """See :meth:`RecommendationReader.similar`."""
+        chain = similar_chain(self.prefix, item_id, category)
+        return _resolve(chain, await self.client.mget([name for _, name in chain]), k, self.clock(), {item_id})
