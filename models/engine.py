@@ -21,7 +21,10 @@ from shopstream.models.base import (
 )
 from shopstream.models.bounded import LRUDict, SeenIds
 from shopstream.models.events import Event
+from shopstream.models.mf import ImplicitMF
 from shopstream.models.online_eval import OnlineScores
+from shopstream.models.repeat_blend import RepeatBuyBlend
+from shopstream.models.session_knn import SessionKNN
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 from shopstream.models.trending import Trending
 
@@ -56,6 +59,9 @@ class StackConfig:
     session_ttl_s: float = 1800.0
     trending_half_life_s: float = 6 * 3600.0
     dedupe_window: int = 500_000
+    session_model: str = "vsknn"  # or "transitions": cheaper, weaker
+    mf_negatives: int = 1
+    seed: int = 0
 
 
 class RecommenderStack:
@@ -84,12 +90,24 @@ class RecommenderStack:
         transitions = ItemTransitions(
             max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
         )
-        self.session_model = session_model or transitions
+        self.session_model = session_model or (
+            transitions if config.session_model == "transitions" else SessionKNN(
+                k=100, sample_size=500, similarity="vec", weighting="div", max_sessions=config.max_sessions,
+                session_ttl_s=config.session_ttl_s,
+            )
+        )
         self.item_model = item_model or transitions
         self.trending = trending or Trending(
             half_life_s=config.trending_half_life_s, max_items=config.max_items
         )
-        self.user_model = user_model
+        self.user_model = user_model or RepeatBuyBlend(
+            mf=ImplicitMF(
+                n_negatives=config.mf_negatives, max_users=config.max_users, max_items=config.max_items,
+                seed=config.seed,
+            ),
+            max_users=config.max_users,
+            seed=config.seed,
+        )
         parts = (self.session_model, self.item_model, self.trending, user_model)
         self.models = list({id(m): m for m in parts if m is not None}.values())
         self.scores = OnlineScores(ks=(10, 20))

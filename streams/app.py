@@ -51,6 +51,8 @@ stack = RecommenderStack(
         session_ttl_s=settings.session_ttl_s,
         trending_half_life_s=settings.trending_half_life_s,
         dedupe_window=settings.dedupe_window,
+        session_model=settings.session_model,
+        mf_negatives=settings.mf_negatives,
     )
 )
 sink = RedisSink(
