@@ -1,0 +1,110 @@
+"""Phase (c): real worker processes (``python -m shopstream worker``) in one fresh consumer group.
+
+Completion is detected from their /metrics (``shopstream_events_total`` summed over workers), and
+their RSS is sampled with psutil on the same tick, so the rate is measured from the first scrape
+that shows a processed event to the first that shows all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from shopstream.bench.processes import free_port, spawn, stop, tail, wait_ready
+from shopstream.bench.worker_metrics import Scrape, scrape
+
+POLL_S = 0.1
+MIB = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Fleet:
+    """K workers sharing a consumer group; each has its own web port and log."""
+
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        return [f"{url}/metrics" for url in self.urls]
+
+    def rss_bytes(self) -> list[int]:
+        return [psutil.Process(p.pid).memory_info().rss for p in self.procs if p.poll() is None]
+
+    def check_alive(self) -> None:
+        for proc, log in zip(self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{log.stem} exited with {proc.returncode}:\n{tail(log)}")
+
+
+async def start_fleet(http: aiohttp.ClientSession, k: int, env: dict[str, str], workdir: Path) -> Fleet:
+    fleet = Fleet()
+    for i in range(k):
+        port = free_port()
+        log = workdir / f"worker-{i}.log"
+        worker_env = {
+            **env,
+            "SHOPSTREAM_WEB_PORT": str(port),
+            "SHOPSTREAM_WEB_HOST": "127.0.0.1",
+            "SHOPSTREAM_DATA_DIR": str(workdir / f"worker-{i}-data"),
+        }
+        fleet.procs.append(spawn("shopstream", ["worker"], worker_env, log))
+        fleet.urls.append(f"http://127.0.0.1:{port}")
+        fleet.logs.append(log)
+    for proc, url, log in zip(fleet.procs, fleet.urls, fleet.logs, strict=True):
+        await wait_ready(http, proc, f"{url}/readyz", log)
+    return fleet
+
+
+def stop_fleet(fleet: Fleet) -> None:
+    for proc in fleet.procs:
+        stop(proc)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    eps: float
+    seconds: float
+    peak_rss_mb: float  # the largest single worker
+    peak_rss_total_mb: float
+    rss_half_mb: float  # all workers, when half of the events were processed
+    rss_end_mb: float  # all workers, when the last one was
+    last: Scrape
+
+
+async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, timeout_s: float) -> CatchUp:
+    """Wait until the fleet has counted ``expected`` events; rate, RSS peak and second-half growth."""
+    deadline = time.monotonic() + timeout_s
+    first_t = first_n = 0.0
+    peak = peak_total = half = 0
+    while True:
+        fleet.check_alive()
+        now = time.perf_counter()
+        current = await scrape(http, fleet.metrics_urls)
+        rss = fleet.rss_bytes()
+        peak, peak_total = max(peak, *rss), max(peak_total, sum(rss))
+        if current.events > 0 and not first_t:
+            first_t, first_n = now, current.events
+        if not half and current.events >= expected / 2:
+            half = sum(rss)
+        if current.events >= expected:
+            seconds = now - first_t
+            return CatchUp(
+                eps=(current.events - first_n) / max(seconds, 1e-9),
+                seconds=seconds,
+                peak_rss_mb=peak / MIB,
+                peak_rss_total_mb=peak_total / MIB,
+                rss_half_mb=half / MIB,
+                rss_end_mb=sum(rss) / MIB,
+                last=current,
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"workers processed {current.events:.0f} of {expected} events in {timeout_s:.0f}s")
+        await asyncio.sleep(POLL_S)
