@@ -1,0 +1,30 @@
+# One image for every shopstream process; docker-compose.yml picks the subcommand
+# (collector, worker, generate, replay) with `command:`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# README.md* matches nothing until a README exists; pyproject.toml keeps the COPY valid either way.
+COPY pyproject.toml README.md* ./
+COPY cli ./cli
+COPY models ./models
+COPY streams ./streams
+COPY producers ./producers
+COPY bench ./bench
+RUN pip install . && rm -rf /src/build
+
+# Unprivileged user; its home holds the worker's data dir so named volumes inherit the ownership.
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/shopstream shopstream
+USER shopstream
+WORKDIR /var/lib/shopstream
+RUN mkdir -p /var/lib/shopstream/worker
+ENV SHOPSTREAM_DATA_DIR=/var/lib/shopstream/worker
+
+# 8080: collector (SHOPSTREAM_PORT), 6066: worker web server (SHOPSTREAM_WEB_PORT).
+EXPOSE 8080 6066
+ENTRYPOINT ["shopstream"]
+CMD ["--help"]
