@@ -98,11 +98,15 @@ class WindowedForecaster(Model):
         Series kept; the least recently active are dropped.
     max_gap
         Zero periods fed at most to a series after a silence (older silence is forgotten).
+    min_periods
+        Closed windows a series needs before it is forecast (Holt-Winters needs a full season).
+    min_periods
+        Closed periods a series needs before it forecasts (Holt-Winters needs a full season).
 
     Examples
     --------
     >>> from shopstream.models.events import Event
-    >>> model = WindowedForecaster(window_s=10, models={"shop": lambda: TSB(alpha=1.0, beta=1.0)})
+    >>> model = WindowedForecaster(window_s=10, models={"shop": lambda: TSB(1.0, 1.0)}, min_periods=1)
     >>> for i, ts in enumerate([1, 2, 11, 25]):
     ...     model.learn_one(Event(f"e{i}", ts, "s", "purchase", "a", quantity=3))
     >>> model.forecast(("shop", None), horizon=2)   # windows [0, 10) and [10, 20) closed: 6 then 3
@@ -121,6 +125,7 @@ class WindowedForecaster(Model):
         models: dict[str, Callable[[], time_series.base.Forecaster]] | None = None,
         max_series: int = 50_000,
         max_gap: int = 28,
+        min_periods: int = 7,
     ) -> None:
         if measure not in ("units", "revenue"):
             raise ValueError("measure must be 'units' or 'revenue'")
@@ -130,6 +135,8 @@ class WindowedForecaster(Model):
         self.models = models
         self.max_series = max_series
         self.max_gap = max_gap
+        self.min_periods = min_periods
+        self.min_periods = min_periods
 
         self._factories = models if models is not None else {"shop": shop_model, "category": TSB, "item": TSB}
         self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()  # activity order
@@ -178,12 +185,12 @@ class WindowedForecaster(Model):
         return series
 
     def forecast(self, key: SeriesKey, horizon: int) -> list[float]:
-        """Totals of the next ``horizon`` periods after the last closed one; [] for unknown series.
+        """Totals of the next ``horizon`` periods after the last closed one; [] if unknown or young.
 
         The open window is not complete, so it is not learned; the first value forecasts it.
         """
         series = self._get(key, create=False)
-        if series is None or not series.closed:
+        if series is None or series.closed < self.min_periods:
             return []
         return [max(0.0, float(v)) for v in series.model.forecast(horizon)]
 

@@ -18,12 +18,10 @@ from datetime import datetime
 
 import numpy as np
 
+from shopstream.models.evaluation.loaders import NON_PRODUCT_CODES
 from shopstream.models.events import Event
 from shopstream.models.forecast import TSB, WindowedForecaster, shop_model
 
-NON_PRODUCT_CODES = frozenset(
-    {"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "PADS", "AMAZONFEE", "CRUK", "S", "B"}
-)
 SEASON = 6  # trading days in a week: the shop never trades on Saturdays
 N_ORIGINS = 60
 HORIZONS = (1, 7)

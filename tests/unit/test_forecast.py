@@ -39,7 +39,9 @@ def test_seasonal_series_is_forecast_closely():
 
 
 def test_idle_windows_are_skipped_but_item_silences_are_zeros():
-    model = WindowedForecaster(window_s=HOUR, models={"shop": shop_model, "item": lambda: TSB(1.0, 1.0)})
+    model = WindowedForecaster(
+        window_s=HOUR, models={"shop": shop_model, "item": lambda: TSB(1.0, 1.0)}, min_periods=1
+    )
     _sell(model, 0, "a", 5)
     _sell(model, HOUR, "b", 5)  # "a" sells nothing in this period
     _sell(model, 10 * HOUR, "b", 5)  # eight idle hours in between: not periods
@@ -50,7 +52,9 @@ def test_idle_windows_are_skipped_but_item_silences_are_zeros():
 
 
 def test_revenue_category_and_late_events():
-    model = WindowedForecaster(window_s=HOUR, measure="revenue", models={"category": lambda: TSB(1.0, 1.0)})
+    model = WindowedForecaster(
+        window_s=HOUR, measure="revenue", models={"category": lambda: TSB(1.0, 1.0)}, min_periods=1
+    )
     _sell(model, 10, "a", 2, price=2.5)
     _sell(model, HOUR + 10, "a", 1)
     _sell(model, 5, "a", 1)  # its window is closed: counted as late, not learned
@@ -75,3 +79,9 @@ def test_tsb_decays_after_demand_stops():
     for _ in range(20):
         model.learn_one(0.0)
     assert math.isclose(high, 10.0, rel_tol=0.01) and model.forecast(1)[0] < 0.2
+
+
+def test_young_series_do_not_forecast():
+    model = WindowedForecaster(window_s=HOUR)
+    _hourly(model, [10, 20, 30])
+    assert model.forecast(("shop", None), 2) == []

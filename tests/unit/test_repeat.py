@@ -15,7 +15,7 @@ def _feed(model: RepeatBuyBlend, stream: list[tuple[float, str, str]]) -> None:
 
 
 def test_own_history_first_then_popular():
-    model = RepeatBuyBlend(mf=ImplicitMF(n_factors=4, seed=0), seed=0)
+    model = RepeatBuyBlend(mf=ImplicitMF(n_factors=4, seed=0), popularity_weight=0.2, seed=0)
     crowd = [(float(n), f"c{n}", "hit") for n in range(30)]
     _feed(model, [*crowd, (40.0, "me", "rare"), (41.0, "me", "rare"), (42.0, "me", "odd")])
     assert [item for item, _ in model.recommend_user("me", 3)] == ["rare", "odd", "hit"]

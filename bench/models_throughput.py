@@ -1,0 +1,123 @@
+"""Learn+serve throughput of the user, forecast and propensity models on the Online Retail replay.
+
+Every event is learned; serving happens once per invoice (a customer's events at one timestamp),
+the way the worker recomputes a touched user's list once per batch: the user's top 20 (MF, blend),
+the shop's next-day forecast and the session's purchase propensity. One core, CPU time.
+
+    python -m shopstream.bench.models_throughput [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import itertools
+import os
+import pstats
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shopstream.models.evaluation.loaders import load_online_retail
+from shopstream.models.events import Event
+from shopstream.models.forecast import WindowedForecaster
+from shopstream.models.mf import ImplicitMF
+from shopstream.models.propensity import SessionPropensity
+from shopstream.models.repeat_blend import RepeatBuyBlend
+
+SHARED_DATA = Path(os.environ.get("SHOPSTREAM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+Step = Callable[[list[Event]], None]  # learns one invoice's events, then serves once
+
+
+def mf_step() -> Step:
+    model = ImplicitMF(seed=0)
+
+    def step(invoice: list[Event]) -> None:
+        for event in invoice:
+            model.learn_one(event)
+        model.recommend_user(invoice[0].user_id or "", 20)
+
+    return step
+
+
+def blend_step() -> Step:
+    model = RepeatBuyBlend(seed=0)
+
+    def step(invoice: list[Event]) -> None:
+        for event in invoice:
+            model.learn_one(event)
+        model.recommend_user(invoice[0].user_id or "", 20)
+
+    return step
+
+
+def forecast_step() -> Step:
+    model = WindowedForecaster()
+
+    def step(invoice: list[Event]) -> None:
+        for event in invoice:
+            model.learn_one(event)
+        model.forecast(("shop", None), 7)
+
+    return step
+
+
+def propensity_step() -> Step:
+    model = SessionPropensity()
+
+    def step(invoice: list[Event]) -> None:
+        for event in invoice:
+            model.learn_one(event)
+        model.predict_session(invoice[0].session_id)
+
+    return step
+
+
+def stack_step() -> Step:
+    """The in-process stack: the blend (which holds the MF), the forecaster and the propensity."""
+    steps = [blend_step(), forecast_step(), propensity_step()]
+
+    def step(invoice: list[Event]) -> None:
+        for s in steps:
+            s(invoice)
+
+    return step
+
+
+BENCHES = {
+    "mf": mf_step,
+    "blend": blend_step,
+    "forecast": forecast_step,
+    "propensity": propensity_step,
+    "stack": stack_step,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(SHARED_DATA / "online-retail" / "online_retail.csv.gz"))
+    parser.add_argument("--profile", choices=list(BENCHES), help="print the top of a cProfile of one bench")
+    args = parser.parse_args()
+    events = list(load_online_retail(args.data))
+    invoices = [list(group) for _, group in itertools.groupby(events, key=lambda e: (e.ts, e.user_id))]
+    print(f"{len(events):,} events, {len(invoices):,} invoices")
+    for name, factory in BENCHES.items():
+        if args.profile and name != args.profile:
+            continue
+        step = factory()
+        profiler = cProfile.Profile() if args.profile else None
+        start = time.process_time()
+        if profiler:
+            profiler.enable()
+        for invoice in invoices:
+            step(invoice)
+        elapsed = time.process_time() - start
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        print(f"{name:>10}: {len(events) / elapsed:>9,.0f} events/s ({elapsed:.1f} s CPU)")
+
+
+if __name__ == "__main__":
+    main()
