@@ -30,6 +30,7 @@ def _bench(args: argparse.Namespace) -> int:
         collector_batch_events=args.collector_events,
         collector_single_events=max(1, args.collector_events // 10),
         collector_seconds=args.collector_seconds,
+        session_model=args.session_model,
         workdir=args.workdir,
     )
 
@@ -60,6 +61,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--collector-events", type=int, default=200_000, help="events posted in NDJSON batches (a tenth of it singly)"
     )
     bench.add_argument("--collector-seconds", type=float, default=20.0, help="time limit of each ingest phase")
+    bench.add_argument(
+        "--session-model",
+        choices=("vsknn", "transitions"),
+        default="vsknn",
+        help="the worker's session model (vsknn: every model on, the heaviest)",
+    )
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     bench.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))

@@ -57,8 +57,10 @@ class WorkerSettings(CommonSettings):
     dedupe_window: int = Field(500_000, ge=1)
     session_ttl_s: float = Field(1800.0, gt=0)
     trending_half_life_s: float = Field(6 * 3600.0, gt=0)
-    session_model: str = Field("vsknn", pattern="^(vsknn|transitions)$")
+    session_model: str = Field("transitions", pattern="^(vsknn|transitions)$")
     mf_negatives: int = Field(1, ge=0, le=20)
+    forecast_window_s: float = Field(86400.0, gt=0)
+    forecast_horizon: int = Field(7, ge=1, le=365)
 
 
 class CollectorSettings(CommonSettings):

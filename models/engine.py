@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from shopstream.models.base import (
     GlobalRecommender,
@@ -21,8 +22,10 @@ from shopstream.models.base import (
 )
 from shopstream.models.bounded import LRUDict, SeenIds
 from shopstream.models.events import Event
+from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
 from shopstream.models.online_eval import OnlineScores
+from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
@@ -39,6 +42,7 @@ class RecList:
     items: list[str]
     scores: list[float]
     origin: float  # earliest origin time (e.g. Kafka timestamp) of the events that changed it
+    extra: dict[str, Any] | None = None  # propensity on session lists; the forecast on forecast kinds
 
 
 @dataclass(slots=True)
@@ -59,8 +63,10 @@ class StackConfig:
     session_ttl_s: float = 1800.0
     trending_half_life_s: float = 6 * 3600.0
     dedupe_window: int = 500_000
-    session_model: str = "vsknn"  # or "transitions": cheaper, weaker
+    session_model: str = "transitions"  # or "vsknn": stronger on real sessions, ~1 ms per list
     mf_negatives: int = 1
+    forecast_window_s: float = 86400.0
+    forecast_horizon: int = 7
     seed: int = 0
 
 
@@ -108,7 +114,10 @@ class RecommenderStack:
             max_users=config.max_users,
             seed=config.seed,
         )
-        parts = (self.session_model, self.item_model, self.trending, user_model)
+        self.forecaster = WindowedForecaster(window_s=config.forecast_window_s, max_series=config.max_items)
+        self.propensity = SessionPropensity(timeout_s=config.session_ttl_s, max_sessions=config.max_sessions)
+        parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
+                 self.propensity)
         self.models = list({id(m): m for m in parts if m is not None}.values())
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
@@ -141,6 +150,10 @@ class RecommenderStack:
             if event.category is not None:
                 self._last_category[event.session_id] = event.category
                 keys.append(("category", event.category))
+            if event.type == "purchase":
+                keys += [("forecast_shop", "all"), ("forecast_item", event.item_id)]
+                if event.category is not None:
+                    keys.append(("forecast_category", event.category))
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
@@ -161,6 +174,8 @@ class RecommenderStack:
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
         k = self.config.top_k
         model = self.trending.name
+        if kind.startswith("forecast_"):
+            return self._forecast(kind, key, origin)
         if kind == "session":
             ranked = self.session_model.recommend_session(key, k)
             if ranked:
@@ -179,9 +194,20 @@ class RecommenderStack:
         if not ranked:
             return None
         items = [item for item, _ in ranked]
+        extra = None
         if kind in ("session", "user"):
             self._served[(kind, key)] = (model, items)
-        return RecList(kind, key, model, items, [score for _, score in ranked], origin)
+        if kind == "session" and (propensity := self.propensity.predict_session(key)) is not None:
+            extra = {"purchase_propensity": round(propensity, 4)}
+        return RecList(kind, key, model, items, [score for _, score in ranked], origin, extra)
+
+    def _forecast(self, kind: str, key: str, origin: float) -> RecList | None:
+        series = kind.removeprefix("forecast_")
+        values = self.forecaster.forecast((series, None if series == "shop" else key), self.config.forecast_horizon)
+        if not values:
+            return None
+        extra = {"window_s": self.config.forecast_window_s, "forecast": [round(v, 3) for v in values]}
+        return RecList(kind, key, self.forecaster.name, [], [], origin, extra)
 
     def _trending(self, category: str | None) -> list[Scored]:
         """Trending lists are shared by many keys of a batch: compute each once per batch."""

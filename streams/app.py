@@ -53,6 +53,8 @@ stack = RecommenderStack(
         dedupe_window=settings.dedupe_window,
         session_model=settings.session_model,
         mf_negatives=settings.mf_negatives,
+        forecast_window_s=settings.forecast_window_s,
+        forecast_horizon=settings.forecast_horizon,
     )
 )
 sink = RedisSink(
@@ -64,6 +66,9 @@ sink = RedisSink(
         "item": settings.ttl_item_s,
         "trending": settings.ttl_trending_s,
         "category": settings.ttl_trending_s,
+        "forecast_shop": settings.ttl_item_s,
+        "forecast_category": settings.ttl_item_s,
+        "forecast_item": settings.ttl_item_s,
     },
 )
 

@@ -29,9 +29,15 @@ def redis_key(prefix: str, kind: str, key_id: str) -> str:
 
     >>> redis_key("shop1:", "session", "s42"), redis_key("", "trending", "all")
     ('shop1:rec:session:s42', 'rec:trending')
-    >>> redis_key("", "category", "toys")
-    'rec:trending:category:toys'
+    >>> redis_key("", "category", "toys"), redis_key("", "forecast_item", "42")
+    ('rec:trending:category:toys', 'forecast:item:42')
+    >>> redis_key("", "forecast_shop", "all")
+    'forecast:shop'
     """
+    if kind == "forecast_shop":
+        return f"{prefix}forecast:shop"
+    if kind.startswith("forecast_"):
+        return f"{prefix}forecast:{kind.removeprefix('forecast_')}:{key_id}"
     if kind == "trending":
         return f"{prefix}rec:trending"
     if kind == "category":
@@ -40,16 +46,14 @@ def redis_key(prefix: str, kind: str, key_id: str) -> str:
 
 
 def encode_list(rec: RecList, updated_at: float) -> bytes:
-    """The stored value: items best first, their scores, which model made them and when."""
-    return orjson.dumps(
-        {
-            "v": KEY_VERSION,
-            "model": rec.model,
-            "updated_at": round(updated_at, 3),
-            "items": rec.items,
-            "scores": [round(s, 6) for s in rec.scores],
-        }
-    )
+    """The stored value: items best first with their scores (or a forecast), which model, and when."""
+    value: dict[str, object] = {"v": KEY_VERSION, "model": rec.model, "updated_at": round(updated_at, 3)}
+    if not rec.kind.startswith("forecast_"):
+        value["items"] = rec.items
+        value["scores"] = [round(s, 6) for s in rec.scores]
+    if rec.extra:
+        value.update(rec.extra)
+    return orjson.dumps(value)
 
 
 class RedisSink:

@@ -90,6 +90,13 @@ def test_tracker_events_become_recommendations(pipeline: Pipeline) -> None:
     assert orjson.loads(pipeline.wait_for_key("rec:trending"))["items"]
     assert orjson.loads(pipeline.wait_for_key(f"rec:item:{browsed[1]}"))["items"]
 
+    # A returning buyer is served by the repeat-buy + matrix-factorisation blend.
+    buyer = next(e["user_id"] for e in reversed(warmup) if e["type"] == "purchase" and "user_id" in e)
+    assert orjson.loads(pipeline.wait_for_key(f"rec:user:{buyer}"))["model"] == "repeat_blend"
+    # Sessions carry a purchase propensity once the classifier has seen finished sessions.
+    propensity = session_value.get("purchase_propensity")
+    assert propensity is None or 0.0 <= propensity <= 1.0
+
 
 def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(pipeline: Pipeline) -> None:
     now = time.time()
