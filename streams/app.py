@@ -94,12 +94,18 @@ async def export_gauges() -> None:
     for kind, n in stack.size().items():
         metrics.MODEL_ENTITIES.labels(kind).set(n)
     consumer = app.consumer
+    metrics.CONSUMER_LAG.clear()  # partitions lost in a rebalance must not keep their last lag
     for tp in consumer.assignment():
         if tp.topic != settings.events_topic:
             continue
         position = await consumer.position(tp)
         if position is not None:
             metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, consumer.highwater(tp) - position))
+
+
+@app.on_rebalance_complete.connect
+async def count_rebalance(sender: faust.App, **kwargs: object) -> None:
+    metrics.REBALANCES.inc()
 
 
 @app.page("/metrics")

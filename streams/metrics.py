@@ -61,6 +61,7 @@ MODEL_ENTITIES = Gauge("shopstream_model_entities", "Entities held by the models
 LAST_EVENT = Gauge(
     "shopstream_last_event_timestamp_seconds", "Kafka timestamp of the newest event processed."
 )
+REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebalances this worker took part in.")
 CONSUMER_LAG = Gauge(
     "shopstream_kafka_consumer_lag", "High-water mark minus the consumer position, per partition.",
     ["partition"],
