@@ -88,7 +88,7 @@ def _collector(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shopstream import demo, evaluate
+    from shopstream import bench_cli, demo, evaluate
 
 
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_parser(sub)
     evaluate.add_parser(sub)
+    bench_cli.add_parser(sub)
 
     return parser
 
