@@ -7,6 +7,8 @@ one probe event in a session of its own, so its ``rec:session:<probe>`` key is w
 by the batch that learned it; a Redis keyspace notification stamps that write. The latency is the
 notification's arrival minus the time just before the probe's record was sent (the Kafka
 CreateTime is taken when the record is appended, within a millisecond after): slightly pessimistic.
+A probe not written within the grace period counts with the time waited so far, a lower bound
+(``freshness_probes_seen`` < ``freshness_probes`` says so), never as if it did not exist.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ async def measure(
             deadline = time.monotonic() + GRACE_S
             while len(seen) < len(probing.sent_at) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
+            given_up = time.time()
             await asyncio.sleep(0.5)  # the last batch's other keys and the histogram export
             after = await scrape(http, metrics_urls)
             watcher.cancel()
@@ -132,7 +135,7 @@ async def measure(
                 await watcher
     finally:
         await client.aclose()
-    latencies = np.array([seen[p] - t for p, t in probing.sent_at.items() if p in seen])
+    latencies = np.array([seen.get(p, given_up) - t for p, t in probing.sent_at.items()])
     exact = {name: float(np.quantile(latencies, q)) for name, q in QUANTILES.items()} if len(latencies) else {}
     if len(latencies):
         exact["max"] = float(latencies.max())
@@ -142,7 +145,7 @@ async def measure(
         sent_events=probing.events,
         seconds=elapsed,
         probes=len(probing.sent_at),
-        probes_seen=len(latencies),
+        probes_seen=sum(p in seen for p in probing.sent_at),
         exact=exact,
         histogram=histogram,
     )

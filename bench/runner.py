@@ -40,6 +40,7 @@ class BenchConfig:
     rate: float = 5000.0
     seconds: float = 60.0
     max_events_per_record: int = 200
+    session_model: str = "vsknn"
     collector_batch: int = 50
     collector_batch_events: int = 200_000
     collector_single_events: int = 20_000
@@ -119,6 +120,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
             "SHOPSTREAM_APP_ID": f"{run_id}-worker",
             "SHOPSTREAM_KEY_PREFIX": prefix,
             "SHOPSTREAM_LOG_LEVEL": "warn",
+            "SHOPSTREAM_SESSION_MODEL": cfg.session_model,
         }
         async with aiohttp.ClientSession() as http:
             log(f"catch-up: {cfg.workers} worker(s) from the start of {topics['events']}")
@@ -134,6 +136,9 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
                     "rss_half_mb": _r(done.rss_half_mb, 1),
                     "rss_end_mb": _r(done.rss_end_mb, 1),
                     "rss_growth_mb": _r(done.rss_end_mb - done.rss_half_mb, 1),
+                    "session_model": cfg.session_model,
+                    "keys_written": round(done.last.keys_written),
+                    "batches": round(done.last.batches),
                 }
                 log(f"freshness: {cfg.rate:.0f} events/s offered for {cfg.seconds:.0f}s")
                 publisher = EventPublisher(bootstrap, topics["events"], topics["dlq"], cfg.max_events_per_record)

@@ -13,12 +13,16 @@ from prometheus_client.parser import text_string_to_metric_families
 @dataclass(slots=True)
 class Scrape:
     events: float = 0.0  # shopstream_events_total over every type and outcome
+    keys_written: float = 0.0
+    batches: float = 0.0
     freshness: dict[float, float] = field(default_factory=dict)  # cumulative count by upper bound, all kinds
 
     def __add__(self, other: Scrape) -> Scrape:
         bounds = self.freshness.keys() | other.freshness.keys()
         merged = {le: self.freshness.get(le, 0.0) + other.freshness.get(le, 0.0) for le in bounds}
-        return Scrape(self.events + other.events, merged)
+        return Scrape(
+            self.events + other.events, self.keys_written + other.keys_written, self.batches + other.batches, merged
+        )
 
 
 def parse(text: str) -> Scrape:
@@ -35,6 +39,10 @@ def parse(text: str) -> Scrape:
         for sample in family.samples:
             if sample.name == "shopstream_events_total":
                 out.events += sample.value
+            elif sample.name == "shopstream_redis_keys_written_total":
+                out.keys_written += sample.value
+            elif sample.name == "shopstream_batch_events_count":
+                out.batches += sample.value
             elif sample.name == "shopstream_freshness_seconds_bucket":
                 le = float(sample.labels["le"])
                 out.freshness[le] = out.freshness.get(le, 0.0) + sample.value
@@ -55,7 +63,7 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
 
     Past the last finite bound it returns that bound: a lower limit, not a value.
 
-    >>> round(histogram_quantile({}, {0.1: 50.0, 0.2: 100.0, math.inf: 100.0}, 0.75), 6)
+    >>> histogram_quantile({}, {0.1: 50.0, 0.2: 100.0, math.inf: 100.0}, 0.75)
     0.15
     """
     bounds = sorted(after)
