@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -56,27 +55,3 @@ async def scrape(http: aiohttp.ClientSession, urls: Iterable[str]) -> Scrape:
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
             total = total + parse(await resp.text())
     return total
-
-
-def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """Quantile of the observations made between two scrapes, linear within a bucket (as PromQL).
-
-    Past the last finite bound it returns that bound: a lower limit, not a value.
-
-    >>> round(histogram_quantile({}, {0.1: 50.0, 0.2: 100.0, math.inf: 100.0}, 0.75), 6)
-    0.15
-    """
-    bounds = sorted(after)
-    delta = [(le, after[le] - before.get(le, 0.0)) for le in bounds]
-    total = delta[-1][1] if delta else 0.0
-    if total <= 0:
-        return math.nan
-    target = q * total
-    lower, below = 0.0, 0.0
-    for le, cumulative in delta:
-        if cumulative >= target:
-            if math.isinf(le):
-                return lower
-            return lower + (le - lower) * (target - below) / max(cumulative - below, 1e-12)
-        lower, below = le, cumulative
-    return lower

@@ -13,7 +13,7 @@ REPLAY_FORMATS = ("retailrocket", "jsonl")
 
 def _publish(events: Iterator[dict[str, Any]], rate: float | None, speedup: float | None) -> int:
     """Publish to the events topic configured in the environment; returns events sent."""
-    from shopstream.kafka_admin import ensure_topics
+    from shopstream.kafka_admin import ensure_pipeline_topics
     from shopstream.producers.kafka_publisher import EventPublisher
     from shopstream.producers.pacing import publish_paced
     from shopstream.settings import CollectorSettings, load
@@ -21,13 +21,8 @@ def _publish(events: Iterator[dict[str, Any]], rate: float | None, speedup: floa
     settings = load(CollectorSettings)
 
     async def run() -> int:
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
-        )
-        publisher = EventPublisher(
-            settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
-            settings.max_events_per_record,
-        )
+        await ensure_pipeline_topics(settings)
+        publisher = EventPublisher.from_settings(settings)
         await publisher.start()
         try:
             return await publish_paced(publisher, events, rate=rate, speedup=speedup)

@@ -18,10 +18,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from shopstream import processes
 from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.scrape import histogram_quantile, samples
 
 BATCH = 50
 
@@ -54,30 +54,6 @@ async def _post_traffic(url: str, events: list[dict], rate: float) -> tuple[int,
     return accepted, rejected
 
 
-def _metric(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    }
-
-
-def _quantile(buckets: dict[float, float], q: float) -> float:
-    """A quantile from cumulative histogram buckets, interpolated as Prometheus does."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    rank, previous_bound, previous_count = q * total, 0.0, 0.0
-    for bound in bounds:
-        if buckets[bound] >= rank:
-            if bound == float("inf"):
-                return previous_bound
-            share = (rank - previous_count) / max(buckets[bound] - previous_count, 1e-9)
-            return previous_bound + (bound - previous_bound) * share
-        previous_bound, previous_count = bound, buckets[bound]
-    return previous_bound
-
-
 def _show(title: str, raw: bytes | None) -> None:
     if raw is None:
         print(f"  {title}: (no key)")
@@ -88,22 +64,23 @@ def _show(title: str, raw: bytes | None) -> None:
 
 
 def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[dict]) -> None:
-    processed = _metric(metrics_text, "shopstream_events_total")
+    processed = samples(metrics_text, "shopstream_events_total")
     print("\nEvents processed by the worker:")
     for labels, value in sorted(processed.items()):
         if value:
             print(f"  {dict(labels)['type']:<17} {dict(labels)['outcome']:<10} {value:>8.0f}")
-    dlq = sum(_metric(metrics_text, "shopstream_dlq_events_total").values())
+    dlq = sum(samples(metrics_text, "shopstream_dlq_events_total").values())
     buckets = {
         float(dict(labels)["le"]): value
-        for labels, value in _metric(metrics_text, "shopstream_freshness_seconds_bucket").items()
+        for labels, value in samples(metrics_text, "shopstream_freshness_seconds_bucket").items()
         if dict(labels)["kind"] == "session"
     }
     print(f"Dead-lettered by the worker: {dlq:.0f} (the collector rejected the malformed ones before Kafka)")
-    print(f"Freshness of session keys (Redis write - Kafka timestamp): p50 {_quantile(buckets, 0.5) * 1000:.0f} ms,"
-          f" p99 {_quantile(buckets, 0.99) * 1000:.0f} ms")
-    hits = _metric(metrics_text, "shopstream_recommendation_hits_total")
-    predictions = _metric(metrics_text, "shopstream_recommendation_predictions_total")
+    print(f"Freshness of session keys (Redis write - Kafka timestamp): "
+          f"p50 {histogram_quantile({}, buckets, 0.5) * 1000:.0f} ms, "
+          f"p99 {histogram_quantile({}, buckets, 0.99) * 1000:.0f} ms")
+    hits = samples(metrics_text, "shopstream_recommendation_hits_total")
+    predictions = samples(metrics_text, "shopstream_recommendation_predictions_total")
     print("Online hit-rate (next event's item in the list served before it):")
     for labels, n in sorted(predictions.items()):
         if n and dict(labels)["k"] == "20":
@@ -122,7 +99,7 @@ def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[di
 def _processed(worker_url: str) -> float:
     with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    counts = _metric(text, "shopstream_events_total")
+    counts = samples(text, "shopstream_events_total")
     return sum(v for labels, v in counts.items() if dict(labels)["outcome"] in ("processed", "duplicate"))
 
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shopstream.settings import CommonSettings
+
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
     """Create the topics if missing, so partition counts are ours, not the broker's default."""
@@ -21,3 +23,10 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def ensure_pipeline_topics(settings: CommonSettings) -> None:
+    """The events and dead-letter topics, with the configured partition count."""
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
+    )

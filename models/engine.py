@@ -118,7 +118,7 @@ class RecommenderStack:
         self.propensity = SessionPropensity(timeout_s=config.session_ttl_s, max_sessions=config.max_sessions)
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
                  self.propensity)
-        self.models = list({id(m): m for m in parts if m is not None}.values())
+        self.models = list({id(m): m for m in parts}.values())
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
         # What each session and user was last shown, by which model: the basis of online scoring.
@@ -218,10 +218,9 @@ class RecommenderStack:
 
     def _user_list(self, user_id: str, k: int) -> tuple[list[Scored], str]:
         """The user model's list, else what the user's current session is being served."""
-        if self.user_model is not None:
-            ranked = self.user_model.recommend_user(user_id, k)
-            if ranked:
-                return _fill(ranked, self._trending(None), k), self.user_model.name
+        ranked = self.user_model.recommend_user(user_id, k)
+        if ranked:
+            return _fill(ranked, self._trending(None), k), self.user_model.name
         session = self._last_session.peek(user_id)
         served = self._served.peek(("session", session)) if session is not None else None
         if served is None:

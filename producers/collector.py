@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shopstream.kafka_admin import ensure_topics
+from shopstream.kafka_admin import ensure_pipeline_topics
 from shopstream.models.events import InvalidEvent, dead_letter, decode_events, parse_event
 from shopstream.producers import collector_metrics as metrics
 from shopstream.producers.kafka_publisher import EventPublisher
@@ -124,14 +124,8 @@ def create_app(settings: CollectorSettings) -> web.Application:
     app[SETTINGS] = settings
 
     async def kafka_lifecycle(app: web.Application) -> Any:
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic],
-            settings.topic_partitions,
-        )
-        app[PUBLISHER] = EventPublisher(
-            settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
-            settings.max_events_per_record,
-        )
+        await ensure_pipeline_topics(settings)
+        app[PUBLISHER] = EventPublisher.from_settings(settings)
         await app[PUBLISHER].start()
         yield
         await app[PUBLISHER].stop()

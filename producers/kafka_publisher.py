@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shopstream.models.events import encode_events
+from shopstream.settings import CollectorSettings
 
 
 def group_by_session(events: Iterable[dict[str, Any]], max_per_record: int) -> list[tuple[str, list[dict]]]:
@@ -50,6 +51,13 @@ class EventPublisher:
             linger_ms=5,
             max_batch_size=512 * 1024,
             request_timeout_ms=10_000,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: CollectorSettings) -> EventPublisher:
+        return cls(
+            settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
+            settings.max_events_per_record,
         )
 
     async def start(self) -> None:

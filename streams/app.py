@@ -15,7 +15,7 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shopstream.kafka_admin import ensure_topics
+from shopstream.kafka_admin import ensure_pipeline_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
@@ -132,10 +132,6 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
-        )
-    )
+    asyncio.run(ensure_pipeline_topics(settings))
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

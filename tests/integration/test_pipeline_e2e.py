@@ -11,20 +11,10 @@ import uuid
 
 import orjson
 from kafka import KafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
 
 from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.scrape import samples
 from tests.pipeline import Pipeline
-
-
-def sample_values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Samples of one metric from an exposition text, keyed by their sorted labels."""
-    return {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    }
 
 
 def consume_all(pipeline: Pipeline, topic: str, expected: int, timeout_s: float = 20.0) -> list:
@@ -53,7 +43,7 @@ def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # ty
 
 
 def processed_total(pipeline: Pipeline) -> float:
-    values = sample_values(pipeline.metrics(), "shopstream_events_total")
+    values = samples(pipeline.metrics(), "shopstream_events_total")
     return sum(v for labels, v in values.items() if ("outcome", "processed") in labels)
 
 
@@ -120,7 +110,7 @@ def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(pipeline: Pipe
                        "bad-price": "wrong_type", "json": "invalid_json"}
     assert all(letter["source"] == "collector" for letter in letters)
 
-    failures = sample_values(pipeline.metrics("collector"), "shopstream_collector_validation_failures_total")
+    failures = samples(pipeline.metrics("collector"), "shopstream_collector_validation_failures_total")
     assert failures[(("reason", "unknown_type"),)] >= 1
     assert failures[(("reason", "invalid_json"),)] >= 1
 
@@ -138,7 +128,7 @@ def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
     wait_for(lambda: processed_total(pipeline) - before >= 2000, what="the worker to process 2000 events")
     time.sleep(1.0)
     assert processed_total(pipeline) - before == 2000
-    duplicates = sample_values(pipeline.metrics(), "shopstream_events_total")
+    duplicates = samples(pipeline.metrics(), "shopstream_events_total")
     assert sum(v for labels, v in duplicates.items() if ("outcome", "duplicate") in labels) >= 100
 
     ours = {e["event_id"] for e in events}
@@ -156,10 +146,10 @@ def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
 
 def test_metrics_show_counts_freshness_and_hit_rate(pipeline: Pipeline) -> None:
     text = pipeline.metrics()
-    freshness = sample_values(text, "shopstream_freshness_seconds_count")
+    freshness = samples(text, "shopstream_freshness_seconds_count")
     assert freshness[(("kind", "session"),)] > 0
-    predictions = sample_values(text, "shopstream_recommendation_predictions_total")
+    predictions = samples(text, "shopstream_recommendation_predictions_total")
     assert sum(predictions.values()) > 0
-    assert sample_values(text, "shopstream_redis_write_duration_seconds_count")[()] > 0
-    accepted = sample_values(pipeline.metrics("collector"), "shopstream_collector_events_total")
+    assert samples(text, "shopstream_redis_write_duration_seconds_count")[()] > 0
+    accepted = samples(pipeline.metrics("collector"), "shopstream_collector_events_total")
     assert accepted[(("outcome", "accepted"),)] >= 3000
