@@ -44,6 +44,10 @@ class Model(ABC):
         """Entities held, by kind (``users``, ``items``, ``sessions``), for memory metrics."""
         return {}
 
+    def evictions(self) -> dict[str, int]:
+        """Entities dropped so far because a cap was full, by kind; steady growth means a cap is too small."""
+        return {}
+
 
 class SessionRecommender(Model):
     """Predicts the next items of a session from its prefix."""

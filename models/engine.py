@@ -227,6 +227,13 @@ class RecommenderStack:
             return self._trending(None), self.trending.name
         return [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
 
+    def evictions(self) -> dict[str, int]:
+        """Cap evictions of every model, summed by kind (each model holds its own entities)."""
+        totals: Counter[str] = Counter({"served_lists": self._served.evictions})
+        for model in self.models:
+            totals.update(model.evictions())
+        return dict(totals)
+
     def size(self) -> dict[str, int]:
         sizes: dict[str, int] = {"served_lists": len(self._served), "dedupe_ids": len(self._seen)}
         for model in self.models:

@@ -8,7 +8,7 @@ on Saturdays. Series are capped; the least recently active are dropped.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -70,6 +70,20 @@ def shop_model() -> time_series.HoltWinters:
     Smoothing chosen by one-step MAE on Online Retail's trading days before the evaluation window.
     """
     return time_series.HoltWinters(alpha=0.05, beta=0.05, gamma=0.3, seasonality=6)
+
+
+@dataclass(slots=True)
+class ForecastError:
+    """Running sums over scored windows: MAE = absolute / windows, WAPE = absolute / actual."""
+
+    absolute: float = 0.0
+    actual: float = 0.0
+    windows: int = 0
+
+    def add(self, absolute: float, actual: float) -> None:
+        self.absolute += absolute
+        self.actual += actual
+        self.windows += 1
 
 
 @dataclass(slots=True)
@@ -143,6 +157,8 @@ class WindowedForecaster(Model):
         self._window: int | None = None  # index of the latest window with activity
         self._period = 0  # how many windows had activity so far
         self.late_events = 0
+        self.evicted_series = 0
+        self.errors: defaultdict[str, ForecastError] = defaultdict(ForecastError)  # by series kind
 
     def learn_one(self, event: Event) -> None:
         if event.type != "purchase":
@@ -172,17 +188,30 @@ class WindowedForecaster(Model):
                 return None
             series = _Series(factory(), self._period)
         if series.period < self._period:
-            series.model.learn_one(series.total)
-            for _ in range(min(self._period - series.period - 1, self.max_gap)):
-                series.model.learn_one(0.0)
-            series.closed += 1 + min(self._period - series.period - 1, self.max_gap)
+            gap = min(self._period - series.period - 1, self.max_gap)
+            for value in (series.total, *[0.0] * gap):
+                self._score(key[0], series, value)
+                series.model.learn_one(value)
+                series.closed += 1
             series.period, series.total = self._period, 0.0
         if create:
             self._series[key] = series
             self._series.move_to_end(key)
             if len(self._series) > self.max_series:
                 self._series.popitem(last=False)
+                self.evicted_series += 1
         return series
+
+    def _ready(self, series: _Series) -> bool:
+        """Enough closed windows to forecast: ``min_periods``, and Holt-Winters' own warm-up of a season."""
+        warmup = max(2, series.model.seasonality) if isinstance(series.model, time_series.HoltWinters) else 1
+        return series.closed >= max(warmup, self.min_periods)
+
+    def _score(self, kind: str, series: _Series, actual: float) -> None:
+        """Before a closed window is learned, score the one-step forecast the series was serving."""
+        if self._ready(series):
+            predicted = max(0.0, float(series.model.forecast(1)[0]))
+            self.errors[kind].add(abs(predicted - actual), actual)
 
     def forecast(self, key: SeriesKey, horizon: int) -> list[float]:
         """Totals of the next ``horizon`` periods after the last closed one; [] if unknown or young.
@@ -196,3 +225,6 @@ class WindowedForecaster(Model):
 
     def size(self) -> dict[str, int]:
         return {"series": len(self._series)}
+
+    def evictions(self) -> dict[str, int]:
+        return {"series": self.evicted_series}

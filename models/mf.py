@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 
 import numpy as np
@@ -116,6 +116,7 @@ class ImplicitMF(UserRecommender):
         # OrderedDicts in recency order (``bounded.LRUDict`` does not pickle, and eviction here
         # must also drop River's factors, so the evicted key is needed)
         self._users: OrderedDict[str, dict[str, None]] = OrderedDict()
+        self._evicted: Counter[str] = Counter()
         self._items: OrderedDict[str, int] = OrderedDict()
         self.item_index = ItemIndex(max_items)
         self._factors = np.zeros((max_items, n_factors))
@@ -163,6 +164,7 @@ class ImplicitMF(UserRecommender):
         if len(self._users) >= self.max_users:
             old, _ = self._users.popitem(last=False)
             self._mf.u_latents.pop(old, None)
+            self._evicted["users"] += 1
         history = self._users[user] = {}
         return history
 
@@ -173,6 +175,7 @@ class ImplicitMF(UserRecommender):
         else:
             if self.item_index.full:
                 old, old_row = self._items.popitem(last=False)
+                self._evicted["items"] += 1
                 self.item_index.remove(old)
                 self._mf.i_latents.pop(old, None)
                 self._in_use[old_row] = False
@@ -231,3 +234,6 @@ class ImplicitMF(UserRecommender):
 
     def size(self) -> dict[str, int]:
         return {"users": len(self._users), "items": len(self.item_index)}
+
+    def evictions(self) -> dict[str, int]:
+        return dict(self._evicted)

@@ -100,6 +100,7 @@ class SessionPropensity(Model):
             else classifier.clone()
         )
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # activity order
+        self._evicted_sessions = 0
         self.labelled = Counter[bool]()
 
     def learn_one(self, event: Event) -> None:
@@ -115,6 +116,7 @@ class SessionPropensity(Model):
         if session is None:
             if len(self._sessions) >= self.max_sessions:
                 _, oldest = self._sessions.popitem(last=False)
+                self._evicted_sessions += 1
                 self._label(oldest, False)
             session = self._sessions[event.session_id] = _Session(event.ts, event.ts)
         session.gap, session.last = event.ts - session.last, max(session.last, event.ts)
@@ -153,3 +155,6 @@ class SessionPropensity(Model):
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}
+
+    def evictions(self) -> dict[str, int]:
+        return {"sessions": self._evicted_sessions}

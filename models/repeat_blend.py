@@ -110,6 +110,7 @@ class RepeatBuyBlend(UserRecommender):
         self._weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
         self._tau = history_half_life_s / math.log(2)
         self._histories: OrderedDict[str, _History] = OrderedDict()  # recency order
+        self._evicted_histories = 0
 
     def learn_one(self, event: Event) -> None:
         self._mf.learn_one(event)
@@ -120,6 +121,7 @@ class RepeatBuyBlend(UserRecommender):
         if history is None:
             if len(self._histories) >= self.max_users:
                 self._histories.popitem(last=False)
+                self._evicted_histories += 1
             history = self._histories[event.user_id] = _History(event.ts)
         else:
             self._histories.move_to_end(event.user_id)
@@ -161,3 +163,6 @@ class RepeatBuyBlend(UserRecommender):
 
     def size(self) -> dict[str, int]:
         return {**self._mf.size(), "histories": len(self._histories)}
+
+    def evictions(self) -> dict[str, int]:
+        return {**self._mf.evictions(), "histories": self._evicted_histories}

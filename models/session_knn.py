@@ -153,6 +153,7 @@ class SessionKNN(SessionRecommender):
         self.session_ttl_s = session_ttl_s
 
         self._sessions: LRUDict[str, _Session] = LRUDict(max_sessions)
+        self._evicted_sessions = 0  # dropped for capacity, not for idling past the TTL
         # item -> {session_id: None}, oldest activity first; a dict is an ordered set.
         self._index: dict[str, dict[str, None]] = {}
         # item -> clicks on it within held sessions: IDF is log(sessions held / clicks).
@@ -201,6 +202,8 @@ class SessionKNN(SessionRecommender):
             len(self._sessions) >= self.max_sessions or oldest[1].ts < now - self.session_ttl_s
         ):
             sid, session = oldest
+            if oldest[1].ts >= now - self.session_ttl_s:
+                self._evicted_sessions += 1
             del self._sessions[sid]
             for item in session.items:
                 self._unclick(item)
@@ -307,3 +310,6 @@ class SessionKNN(SessionRecommender):
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions), "items": len(self._index)}
+
+    def evictions(self) -> dict[str, int]:
+        return {"sessions": self._evicted_sessions}

@@ -177,3 +177,6 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
 
     def size(self) -> dict[str, int]:
         return {"items": len(self._covisit), "sessions": len(self._sessions)}
+
+    def evictions(self) -> dict[str, int]:
+        return {"items": self._covisit.evictions + self._next.evictions, "sessions": self._sessions.evictions}

@@ -143,3 +143,7 @@ class Trending(GlobalRecommender):
 
     def size(self) -> dict[str, int]:
         return {"items": len(self._global), "categories": len(self._by_category)}
+
+    def evictions(self) -> dict[str, int]:
+        items = self._global.evictions + sum(scores.evictions for scores in self._by_category.values())
+        return {"items": items, "categories": self._by_category.evictions}

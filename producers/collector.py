@@ -119,7 +119,8 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, "checks": {"kafka": ready}}, status=200 if ready else 503)
 
 
-def create_app(settings: CollectorSettings) -> web.Application:
+def create_app(settings: CollectorSettings, publisher: EventPublisher | None = None) -> web.Application:
+    """The collector; ``publisher`` replaces the Kafka one (tests), else it is made at start-up."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
 
@@ -130,7 +131,10 @@ def create_app(settings: CollectorSettings) -> web.Application:
         yield
         await app[PUBLISHER].stop()
 
-    app.cleanup_ctx.append(kafka_lifecycle)
+    if publisher is None:
+        app.cleanup_ctx.append(kafka_lifecycle)
+    else:
+        app[PUBLISHER] = publisher
     cors = aiohttp_cors.setup(app, defaults={
         origin.strip(): aiohttp_cors.ResourceOptions(allow_headers="*", allow_methods=["POST", "OPTIONS"])
         for origin in settings.cors_origins.split(",")

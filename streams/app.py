@@ -93,6 +93,12 @@ async def export_gauges() -> None:
     """Model sizes and consumer lag, sampled rather than updated on the hot path."""
     for kind, n in stack.size().items():
         metrics.MODEL_ENTITIES.labels(kind).set(n)
+    for kind, n in stack.evictions().items():
+        metrics.export_cumulative(metrics.MODEL_EVICTIONS, (kind,), n)
+    for series, error in stack.forecaster.errors.items():
+        metrics.export_cumulative(metrics.FORECAST_ABS_ERROR, (series,), error.absolute)
+        metrics.export_cumulative(metrics.FORECAST_ACTUAL, (series,), error.actual)
+        metrics.export_cumulative(metrics.FORECAST_WINDOWS, (series,), error.windows)
     consumer = app.consumer
     metrics.CONSUMER_LAG.clear()  # partitions lost in a rebalance must not keep their last lag
     for tp in consumer.assignment():

@@ -61,11 +61,34 @@ MODEL_ENTITIES = Gauge("shopstream_model_entities", "Entities held by the models
 LAST_EVENT = Gauge(
     "shopstream_last_event_timestamp_seconds", "Kafka timestamp of the newest event processed."
 )
+MODEL_EVICTIONS = Counter(
+    "shopstream_model_evictions_total", "Entities dropped from model state because a cap was full.", ["kind"]
+)
+FORECAST_ABS_ERROR = Counter(
+    "shopstream_forecast_absolute_error_total",
+    "Sum of |one-step forecast - actual| over closed demand windows, by series kind.", ["series"],
+)
+FORECAST_ACTUAL = Counter(
+    "shopstream_forecast_actual_total", "Sum of the actual demand of the scored windows.", ["series"]
+)
+FORECAST_WINDOWS = Counter("shopstream_forecast_windows_total", "Demand windows scored.", ["series"])
 REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebalances this worker took part in.")
 CONSUMER_LAG = Gauge(
     "shopstream_kafka_consumer_lag", "High-water mark minus the consumer position, per partition.",
     ["partition"],
 )
+
+_exported: dict[tuple[int, tuple[str, ...]], float] = {}
+
+
+def export_cumulative(counter: Counter, labels: tuple[str, ...], total: float) -> None:
+    """Publish a count the models keep themselves: increment the counter by what it grew since last time."""
+    key = (id(counter), labels)
+    grown = total - _exported.get(key, 0.0)
+    if grown > 0:
+        counter.labels(*labels).inc(grown)
+        _exported[key] = total
+
 
 OUTCOMES = ("processed", "duplicate", "rejected")
 for _type in (*EVENT_TYPES, "invalid"):

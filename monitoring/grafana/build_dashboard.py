@@ -2,8 +2,7 @@
 
 The dashboard is generated so that panels stay uniform (datasource, units, legend, layout) and so the
 queries live in one reviewable list; tests/unit/test_monitoring_config.py fails if the committed JSON
-differs from what this script builds. Panels marked "proposed metric" read metrics that docs/metrics.md
-asks the worker to add; until then those panels show "No data".
+differs from what this script builds.
 """
 
 from __future__ import annotations
@@ -99,8 +98,8 @@ PANELS: list[Panel] = [
     Panel("Model sizes by kind", "Entities the models hold per worker (sessions, users, items, ...); bounded by the "
           "SHOPSTREAM_MAX_* settings.", "short",
           [("sum by (instance, kind) (shopstream_model_entities)", "{{instance}} {{kind}}")]),
-    Panel("Model evictions by kind", "Entities evicted from the bounded model state per second (proposed metric "
-          "shopstream_model_evictions_total): steady evictions mean the caps are too small for the traffic.", "ops",
+    Panel("Model evictions by kind", "Entities dropped per second because a model's cap was full "
+          "(shopstream_model_evictions_total): steady evictions mean the caps are too small for the traffic.", "ops",
           [(f"sum by (kind) (rate(shopstream_model_evictions_total[{RI}]))", "{{kind}}")]),
     # --- dead letters -----------------------------------------------------------------------------------------
     Panel("Dead-letter rate by reason", "Events sent to the dead-letter topic per second: by the workers, per "
@@ -129,18 +128,17 @@ PANELS: list[Panel] = [
           quantiles("shopstream_collector_request_duration_seconds", (0.5, 0.99))),
     Panel("Kafka produce errors", "Failed publishes to Kafka per second, by component.", "ops",
           [(f"sum by (component) (rate(shopstream_kafka_produce_errors_total[{RI}]))", "{{component}}")]),
-    # --- forecasting and the consumer group (proposed metrics) ------------------------------------------------
-    Panel("Forecast error (WAPE)", "Sum of absolute forecast errors over the actual demand of closed windows, "
-          "per forecasting model, over 1 hour (proposed metrics shopstream_forecast_absolute_error_total and "
-          "shopstream_forecast_actual_total).", "percentunit",
-          [("sum by (model) (rate(shopstream_forecast_absolute_error_total[1h]))"
-            " / sum by (model) (rate(shopstream_forecast_actual_total[1h]))", "{{model}}")]),
-    Panel("Forecast MAE", "Mean absolute error per scored (series, window), in events, over 1 hour (proposed "
-          "metric shopstream_forecast_windows_total).", "short",
-          [("sum by (model) (rate(shopstream_forecast_absolute_error_total[1h]))"
-            " / sum by (model) (rate(shopstream_forecast_windows_total[1h]))", "{{model}}")]),
-    Panel("Consumer-group rebalances", "Rebalances in the last 15 minutes (proposed metric "
-          "shopstream_kafka_rebalances_total); ShopstreamRebalanceStorm fires above 6.", "short",
+    # --- forecasting and the consumer group -------------------------------------------------------------------
+    Panel("Forecast error (WAPE)", "Sum of absolute one-step forecast errors over the actual demand of closed "
+          "windows, per series kind (shop, category, item), over 1 hour.", "percentunit",
+          [("sum by (series) (rate(shopstream_forecast_absolute_error_total[1h]))"
+            " / sum by (series) (rate(shopstream_forecast_actual_total[1h]))", "{{series}}")]),
+    Panel("Forecast MAE", "Mean absolute error per scored window, in units sold, per series kind, over "
+          "1 hour.", "short",
+          [("sum by (series) (rate(shopstream_forecast_absolute_error_total[1h]))"
+            " / sum by (series) (rate(shopstream_forecast_windows_total[1h]))", "{{series}}")]),
+    Panel("Consumer-group rebalances", "Rebalances in the last 15 minutes "
+          "(shopstream_kafka_rebalances_total); ShopstreamRebalanceStorm fires above 6.", "short",
           [("sum(increase(shopstream_kafka_rebalances_total[15m]))", "rebalances/15m")]),
 ]
 

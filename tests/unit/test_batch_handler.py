@@ -1,0 +1,113 @@
+"""A batch through the handler without Faust: validation, dead letters, writes, metrics, retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from shopstream.models.engine import RecList, RecommenderStack, StackConfig
+from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.redis_sink import RedisSink
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.batches: list[list[RecList]] = []
+
+    async def write(self, lists: Sequence[RecList]) -> float:
+        self.batches.append(list(lists))
+        return time.time()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def record(*events: object, raw: bytes | None = None, age_s: float = 0.5) -> Record:
+    return Record(b"s1", raw if raw is not None else orjson.dumps(list(events)), time.time() - age_s)
+
+
+async def test_valid_events_are_learned_and_rejects_dead_lettered() -> None:
+    sink, letters = MemorySink(), []
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        letters.extend(records)
+
+    handler = BatchHandler(RecommenderStack(StackConfig(session_model="transitions")), sink, send)  # type: ignore[arg-type]
+    now = time.time()
+    good = {"event_id": "h1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
+    before = (metric("shopstream_events_total", type="view", outcome="processed"),
+              metric("shopstream_dlq_events_total", reason="unknown_type"),
+              metric("shopstream_dlq_events_total", reason="invalid_json"),
+              metric("shopstream_freshness_seconds_count", kind="session"))
+    carried = await handler.handle([record(good, {**good, "event_id": "h2", "type": "teleport"}),
+                                    record(raw=b"not json")])
+    assert carried == 3
+    assert [orjson.loads(v)["reason"] for _, v in letters] == ["unknown_type", "invalid_json"]
+    assert {(r.kind, r.id) for r in sink.batches[0]} >= {("session", "s1"), ("trending", "all")}
+    after = (metric("shopstream_events_total", type="view", outcome="processed"),
+             metric("shopstream_dlq_events_total", reason="unknown_type"),
+             metric("shopstream_dlq_events_total", reason="invalid_json"),
+             metric("shopstream_freshness_seconds_count", kind="session"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]
+    freshness_sum = metric("shopstream_freshness_seconds_sum", kind="session")
+    assert freshness_sum >= 0.5  # the record was 0.5 s old when its key was written
+
+
+async def test_a_failing_sink_fails_the_batch_so_it_is_not_acknowledged() -> None:
+    class BrokenSink:
+        async def write(self, lists: Sequence[RecList]) -> float:
+            raise RuntimeError("disk on fire")
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        raise AssertionError("dead letters must wait for the Redis write")
+
+    handler = BatchHandler(RecommenderStack(), BrokenSink(), send)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        await handler.handle([record(raw=b"{")])
+
+
+class FlakyPipeline:
+    """A redis-py pipeline stand-in whose first ``execute`` loses the connection."""
+
+    def __init__(self, owner: FlakyRedis) -> None:
+        self.owner, self.commands = owner, []
+
+    async def __aenter__(self) -> FlakyPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def set(self, key: str, value: bytes, ex: int) -> None:
+        self.commands.append((key, value, ex))
+
+    async def execute(self) -> None:
+        self.owner.calls += 1
+        if self.owner.calls == 1:
+            raise RedisConnectionError("reset by peer")
+        self.owner.written.extend(self.commands)
+
+
+class FlakyRedis:
+    def __init__(self) -> None:
+        self.calls, self.written = 0, []
+
+    def pipeline(self, transaction: bool) -> FlakyPipeline:
+        assert transaction is False
+        return FlakyPipeline(self)
+
+
+async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_ttl() -> None:
+    client = FlakyRedis()
+    sink = RedisSink(client, "p:", {"session": 60, "trending": 30})  # type: ignore[arg-type]
+    retries = metric("shopstream_redis_retries_total")
+    await sink.write([RecList("session", "s1", "m", ["a"], [1.0], 0.0), RecList("trending", "all", "m", [], [], 0.0)])
+    assert client.calls == 2 and metric("shopstream_redis_retries_total") == retries + 1
+    assert [(key, ex) for key, _, ex in client.written] == [("p:rec:session:s1", 60), ("p:rec:trending", 30)]
+    assert orjson.loads(client.written[0][1])["items"] == ["a"]

@@ -1,0 +1,94 @@
+"""The served stack: predict-before-learn scoring, fallbacks, deduplication, caps, forecasts."""
+
+from __future__ import annotations
+
+import pickle
+
+from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.models.events import Event, parse_event
+from shopstream.models.transitions import ItemTransitions
+from shopstream.models.trending import Trending
+from shopstream.producers.synthetic import SyntheticTraffic
+
+T0 = 1_700_000_000.0
+
+
+def ev(n: int, session: str, item: str, etype: str = "view", user: str | None = None, ts: float | None = None,
+       category: str | None = None) -> tuple[Event, float]:
+    return Event(f"e{n}", T0 + n if ts is None else ts, session, etype, item, user_id=user, category=category), 0.0
+
+
+def lists(out, kind):  # type: ignore[no-untyped-def]
+    return {r.id: r for r in out.lists if r.kind == kind}
+
+
+def test_hits_are_scored_against_the_list_served_before_the_event() -> None:
+    stack = RecommenderStack(StackConfig(top_k=5, session_model="transitions"))
+    stack.process([ev(i, f"s{i}", item) for i, item in enumerate("ab")])  # trending: a, b
+    stack.process([ev(2, "s9", "a")])  # s9 is served a list
+    served = lists(stack.process([]), "session")
+    assert served == {}  # nothing touched, nothing rewritten
+    stack.scores.drain()
+    stack.process([ev(3, "s9", "b")])  # b was in s9's list (trending fallback) → a hit at rank ≤ 5
+    deltas = {(d.model, d.k): d for d in stack.scores.drain()}
+    assert deltas[("session:trending", 10)].predictions == 1
+    assert deltas[("session:trending", 10)].hits == 1
+
+
+def test_session_lists_fall_back_to_trending_and_are_full_length() -> None:
+    stack = RecommenderStack(StackConfig(top_k=4, session_model="transitions"))
+    out = stack.process([ev(i, f"s{i}", item, category="c") for i, item in enumerate("abcdef")])
+    session_list = lists(out, "session")["s0"]
+    assert len(session_list.items) == 4
+    assert session_list.scores == sorted(session_list.scores, reverse=True)
+    assert set(lists(out, "trending")["all"].items) <= set("abcdef")
+    assert set(lists(out, "category")["c"].items) <= set("abcdef")
+
+
+def test_users_get_the_blend_once_known_and_duplicates_are_not_relearned() -> None:
+    stack = RecommenderStack(StackConfig(top_k=3, session_model="transitions"))
+    batch = [ev(i, "s1", item, "purchase", user="u1") for i, item in enumerate("xyx")]
+    out = stack.process(batch)
+    assert lists(out, "user")["u1"].model == "repeat_blend"
+    assert lists(out, "user")["u1"].items[0] == "x"
+    again = stack.process(batch)
+    assert sum(again.duplicates.values()) == 3 and not again.learned and not again.lists
+
+
+def test_memory_is_bounded_and_evictions_are_reported() -> None:
+    config = StackConfig(max_sessions=50, max_users=30, max_items=40, dedupe_window=100,
+                         session_model="transitions")
+    stack = RecommenderStack(config)
+    events = [parse_event(e, now=2e9) for e in SyntheticTraffic(seed=3, n_items=500, start_ts=T0).take(5000)]
+    for i in range(0, len(events), 500):
+        stack.process([(e, 0.0) for e in events[i : i + 500]])
+    sizes, evictions = stack.size(), stack.evictions()
+    assert sizes["sessions"] <= 50 and sizes["users"] <= 30 and sizes["items"] <= 40
+    assert sizes["dedupe_ids"] <= 100 and sizes["served_lists"] <= 80
+    assert evictions["sessions"] > 0 and evictions["items"] > 0 and evictions["users"] > 0
+
+
+def test_forecasts_and_propensity_reach_the_output() -> None:
+    stack = RecommenderStack(StackConfig(forecast_window_s=10, session_model="transitions"))
+    batch = [ev(i, f"s{i}", "a", "purchase", ts=T0 + 10 * i, category="c") for i in range(10)]
+    forecasts = {(r.kind, r.id): r.extra for r in stack.process(batch).lists if r.kind.startswith("forecast_")}
+    assert forecasts[("forecast_shop", "all")]["window_s"] == 10
+    assert len(forecasts[("forecast_item", "a")]["forecast"]) == 7
+    errors = stack.forecaster.errors
+    assert errors["item"].windows > 0 and errors["item"].actual > 0
+    # Sessions that end without buying teach the propensity classifier; later sessions carry a score.
+    browse = [ev(100 + i, f"b{i}", "z", ts=T0 + 5000 + 4000 * i) for i in range(5)]
+    session_lists = [r for r in stack.process(browse).lists if r.kind == "session"]
+    assert any(r.extra and 0.0 <= r.extra["purchase_propensity"] <= 1.0 for r in session_lists)
+
+
+def test_trending_decays_and_transitions_expire_sessions() -> None:
+    trending = Trending(half_life_s=10.0, max_items=3)
+    for i, item in enumerate(["a", "a", "b", "c", "d"]):
+        trending.learn_one(ev(i, "s", item, ts=T0 + (0 if item == "a" else 100))[0])
+    assert len(trending.top(10)) == 3 and "a" not in dict(trending.top(10))  # old "a" was the weakest
+    transitions = ItemTransitions(session_ttl_s=60.0)
+    transitions.learn_one(ev(0, "old", "a")[0])
+    transitions.learn_one(ev(1, "new", "b", ts=T0 + 1000)[0])
+    assert transitions.recommend_session("old", 3) == [] and transitions.size()["sessions"] == 1
+    assert pickle.loads(pickle.dumps(transitions)).size() == transitions.size()
