@@ -61,6 +61,7 @@ class WorkerSettings(CommonSettings):
     mf_negatives: int = Field(1, ge=0, le=20)
     forecast_window_s: float = Field(86400.0, gt=0)
     forecast_horizon: int = Field(7, ge=1, le=365)
+    forecast_lateness_s: float = Field(600.0, ge=0)
 
 
 class CollectorSettings(CommonSettings):

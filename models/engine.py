@@ -67,6 +67,7 @@ class StackConfig:
     mf_negatives: int = 1
     forecast_window_s: float = 86400.0
     forecast_horizon: int = 7
+    forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
     seed: int = 0
 
 
@@ -114,7 +115,10 @@ class RecommenderStack:
             max_users=config.max_users,
             seed=config.seed,
         )
-        self.forecaster = WindowedForecaster(window_s=config.forecast_window_s, max_series=config.max_items)
+        self.forecaster = WindowedForecaster(
+            window_s=config.forecast_window_s, max_series=config.max_items,
+            allowed_lateness_s=config.forecast_lateness_s,
+        )
         self.propensity = SessionPropensity(timeout_s=config.session_ttl_s, max_sessions=config.max_sessions)
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
                  self.propensity)

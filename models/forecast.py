@@ -8,7 +8,8 @@ on Saturdays. Series are capped; the least recently active are dropped.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+import math
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -89,8 +90,8 @@ class ForecastError:
 @dataclass(slots=True)
 class _Series:
     model: time_series.base.Forecaster
-    period: int  # ordinal of the open period among periods with any activity
-    total: float = 0.0
+    period: int  # closed periods already learned (the forecaster's count when last brought up to date)
+    totals: dict[int, float] = field(default_factory=dict)  # open windows' totals
     closed: int = field(default=0)  # periods learned
 
 
@@ -113,9 +114,12 @@ class WindowedForecaster(Model):
     max_gap
         Zero periods fed at most to a series after a silence (older silence is forgotten).
     min_periods
-        Closed windows a series needs before it is forecast (Holt-Winters needs a full season).
-    min_periods
         Closed periods a series needs before it forecasts (Holt-Winters needs a full season).
+    allowed_lateness_s
+        How far behind the newest event a window stays open. Kafka partitions are consumed
+        side by side, not in global time order, so a worker needs some; a window closes once the
+        watermark (newest event time minus this) passes its end, and later events for it are
+        counted in ``late_events`` and not learned.
 
     Examples
     --------
@@ -140,6 +144,7 @@ class WindowedForecaster(Model):
         max_series: int = 50_000,
         max_gap: int = 28,
         min_periods: int = 7,
+        allowed_lateness_s: float = 0.0,
     ) -> None:
         if measure not in ("units", "revenue"):
             raise ValueError("measure must be 'units' or 'revenue'")
@@ -150,12 +155,14 @@ class WindowedForecaster(Model):
         self.max_series = max_series
         self.max_gap = max_gap
         self.min_periods = min_periods
-        self.min_periods = min_periods
+        self.allowed_lateness_s = allowed_lateness_s
 
         self._factories = models if models is not None else {"shop": shop_model, "category": TSB, "item": TSB}
         self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()  # activity order
-        self._window: int | None = None  # index of the latest window with activity
-        self._period = 0  # how many windows had activity so far
+        self._open: set[int] = set()  # windows with activity that the watermark has not passed
+        self._closed_below = -math.inf  # every window below this index is closed
+        self._period = 0  # how many windows with activity have closed
+        self._recent: deque[tuple[int, int]] = deque(maxlen=max_gap + 1)  # (period, window) of the last closes
         self.late_events = 0
         self.evicted_series = 0
         self.errors: defaultdict[str, ForecastError] = defaultdict(ForecastError)  # by series kind
@@ -164,11 +171,10 @@ class WindowedForecaster(Model):
         if event.type != "purchase":
             return
         window = int((event.ts + self.offset_s) // self.window_s)
-        if self._window is not None and window < self._window:
+        if window < self._closed_below:
             self.late_events += 1  # its window is closed and learned: counting it now would lie
             return
-        if window != self._window:
-            self._window, self._period = window, self._period + 1
+        self._open.add(window)
         quantity = event.quantity or 1
         value = quantity if self.measure == "units" else quantity * (event.price or 0.0)
         keys: list[SeriesKey] = [("shop", None), ("item", event.item_id)]
@@ -177,7 +183,18 @@ class WindowedForecaster(Model):
         for key in keys:
             series = self._get(key, create=True)
             if series is not None:
-                series.total += value
+                series.totals[window] = series.totals.get(window, 0.0) + value
+        self._advance((event.ts - self.allowed_lateness_s + self.offset_s) // self.window_s)
+
+    def _advance(self, closed_below: float) -> None:
+        """Close, in order, the open windows that end at or before the watermark."""
+        if closed_below <= self._closed_below:
+            return
+        self._closed_below = closed_below
+        for window in sorted(w for w in self._open if w < closed_below):
+            self._open.discard(window)
+            self._period += 1
+            self._recent.append((self._period, window))
 
     def _get(self, key: SeriesKey, create: bool) -> _Series | None:
         """The series brought up to the current period: closed windows learned, silent ones as 0."""
@@ -188,12 +205,15 @@ class WindowedForecaster(Model):
                 return None
             series = _Series(factory(), self._period)
         if series.period < self._period:
-            gap = min(self._period - series.period - 1, self.max_gap)
-            for value in (series.total, *[0.0] * gap):
-                self._score(key[0], series, value)
-                series.model.learn_one(value)
-                series.closed += 1
-            series.period, series.total = self._period, 0.0
+            for period, window in self._recent:
+                if period > series.period:
+                    value = series.totals.pop(window, 0.0)
+                    self._score(key[0], series, value)
+                    series.model.learn_one(value)
+                    series.closed += 1
+            series.period = self._period
+            for stale in [w for w in series.totals if w < self._closed_below]:
+                del series.totals[stale]  # closed longer ago than ``max_gap`` periods
         if create:
             self._series[key] = series
             self._series.move_to_end(key)

@@ -55,6 +55,7 @@ stack = RecommenderStack(
         mf_negatives=settings.mf_negatives,
         forecast_window_s=settings.forecast_window_s,
         forecast_horizon=settings.forecast_horizon,
+        forecast_lateness_s=settings.forecast_lateness_s,
     )
 )
 sink = RedisSink(

@@ -92,6 +92,9 @@ def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env:
         "SHOPSTREAM_HOST": "127.0.0.1",
         "SHOPSTREAM_WEB_PORT": str(worker_port),
         "SHOPSTREAM_WEB_HOST": "127.0.0.1",
+        # Short windows so a Holt-Winters season of them closes within a test's traffic.
+        "SHOPSTREAM_FORECAST_WINDOW_S": "20",
+        "SHOPSTREAM_FORECAST_LATENESS_S": "120",
         **extra_env,
     }
     pipeline = Pipeline(

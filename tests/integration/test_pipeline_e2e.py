@@ -83,6 +83,10 @@ def test_tracker_events_become_recommendations(pipeline: Pipeline) -> None:
     # A returning buyer is served by the repeat-buy + matrix-factorisation blend.
     buyer = next(e["user_id"] for e in reversed(warmup) if e["type"] == "purchase" and "user_id" in e)
     assert orjson.loads(pipeline.wait_for_key(f"rec:user:{buyer}"))["model"] == "repeat_blend"
+    # Ten minutes of purchases in 20 s windows, read across 4 partitions, give shop-level forecasts.
+    forecast = orjson.loads(pipeline.wait_for_key("forecast:shop"))
+    assert forecast["window_s"] == 20 and len(forecast["forecast"]) == 7
+    assert all(v >= 0 for v in forecast["forecast"])
     # Sessions carry a purchase propensity once the classifier has seen finished sessions.
     propensity = session_value.get("purchase_propensity")
     assert propensity is None or 0.0 <= propensity <= 1.0

@@ -85,3 +85,18 @@ def test_young_series_do_not_forecast():
     model = WindowedForecaster(window_s=HOUR)
     _hourly(model, [10, 20, 30])
     assert model.forecast(("shop", None), 2) == []
+
+
+def test_events_within_the_allowed_lateness_still_count() -> None:
+    """Two partitions read one after the other: the second's older events must land in their windows."""
+    model = WindowedForecaster(window_s=10, models={"shop": lambda: TSB(1.0, 1.0)}, min_periods=1,
+                               allowed_lateness_s=30)
+    for ts in (1, 11, 21, 31):  # partition A
+        _sell(model, ts, "a", 1)
+    for ts in (2, 12, 22):  # partition B, behind A
+        _sell(model, ts, "a", 1)
+    assert model.late_events == 0
+    _sell(model, 45, "a", 1)  # watermark 15: windows [0, 10) closed, with both partitions' sales
+    assert model.forecast(("shop", None), 1) == [2.0]
+    _sell(model, 3, "a", 1)  # its window has closed: late, not learned
+    assert model.late_events == 1
