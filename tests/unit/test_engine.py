@@ -69,7 +69,7 @@ def test_memory_is_bounded_and_evictions_are_reported() -> None:
 
 
 def test_forecasts_and_propensity_reach_the_output() -> None:
-    stack = RecommenderStack(StackConfig(forecast_window_s=10, session_model="transitions"))
+    stack = RecommenderStack(StackConfig(forecast_window_s=10, forecast_lateness_s=0, session_model="transitions"))
     batch = [ev(i, f"s{i}", "a", "purchase", ts=T0 + 10 * i, category="c") for i in range(10)]
     forecasts = {(r.kind, r.id): r.extra for r in stack.process(batch).lists if r.kind.startswith("forecast_")}
     assert forecasts[("forecast_shop", "all")]["window_s"] == 10
