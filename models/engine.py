@@ -63,11 +63,12 @@ class StackConfig:
     session_ttl_s: float = 1800.0
     trending_half_life_s: float = 6 * 3600.0
     dedupe_window: int = 500_000
-    session_model: str = "transitions"  # or "vsknn": stronger on real sessions, ~1 ms per list
+    session_model: str = "transitions"  # or "vsknn" (see docs/evaluation.md for both)
     mf_negatives: int = 1
     forecast_window_s: float = 86400.0
     forecast_horizon: int = 7
     forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
+    item_refresh_s: float = 5.0  # an item's similar-items list is rewritten at most this often (event time)
     seed: int = 0
 
 
@@ -132,12 +133,18 @@ class RecommenderStack:
         self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         self._trending_memo: dict[str | None, list[Scored]] = {}
+        # Similar-items lists change slowly and popular items are touched by every batch: changed items
+        # wait here (with their oldest origin) until their list is older than ``item_refresh_s``.
+        self._dirty_items: dict[str, float] = {}
+        self._item_written: LRUDict[str, float] = LRUDict(config.max_items)
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
         out = BatchOutput()
         self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
+        dirty = self._dirty_items
+        now = max((event.ts for event, _ in batch), default=0.0)
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
                 out.duplicates[event.type] += 1
@@ -147,7 +154,9 @@ class RecommenderStack:
                 self._score_served(event)
             for model in self.models:
                 model.learn_one(event)
-            keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
+            if event.item_id not in dirty or origin < dirty[event.item_id]:
+                dirty[event.item_id] = origin
+            keys = [("session", event.session_id), ("trending", "all")]
             if event.user_id is not None:
                 self._last_session[event.user_id] = event.session_id
                 keys.append(("user", event.user_id))
@@ -161,10 +170,24 @@ class RecommenderStack:
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
-        # Sessions before users: a user without a user model is served their session's fresh list.
+        for item, origin in self._due_items(now):
+            touched[("item", item)] = origin
+        # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         out.lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
         return out
+
+    def _due_items(self, now: float) -> list[tuple[str, float]]:
+        """Changed items whose list was last written ``item_refresh_s`` or more before ``now``."""
+        due = []
+        for item, origin in self._dirty_items.items():
+            written = self._item_written.peek(item)
+            if written is None or now - written >= self.config.item_refresh_s:
+                due.append((item, origin))
+        for item, _ in due:
+            del self._dirty_items[item]
+            self._item_written[item] = now
+        return due
 
     def _score_served(self, event: Event) -> None:
         keys = [("session", event.session_id)]

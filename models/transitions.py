@@ -84,6 +84,8 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         A session idle this long (in event time) is forgotten.
     covisit_weight
         Weight of co-visitation against direct transitions when predicting the next item.
+    recency
+        Vote of the item ``p`` steps back from the session's last one: ``recency ** p``.
 
     Examples
     --------
@@ -102,12 +104,13 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
 
     def __init__(
         self,
-        window: int = 5,
+        window: int = 3,
         max_items: int = 200_000,
         max_neighbours: int = 100,
         max_sessions: int = 200_000,
         session_ttl_s: float = 3600.0,
-        covisit_weight: float = 0.3,
+        covisit_weight: float = 0.1,
+        recency: float = 0.2,
     ) -> None:
         self.window = window
         self.max_items = max_items
@@ -115,6 +118,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self.max_sessions = max_sessions
         self.session_ttl_s = session_ttl_s
         self.covisit_weight = covisit_weight
+        self.recency = recency
         self._next = NeighbourGraph(max_items, max_neighbours)
         self._covisit = NeighbourGraph(max_items, max_neighbours)
         self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
@@ -128,7 +132,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         if state is None:
             state = self._sessions[event.session_id] = SessionState()
         recent = state.items[-self.window:]
-        if recent and recent[-1] != event.item_id:
+        if recent:  # repeats included: a re-click is a common next event
             self._next.add(recent[-1], event.item_id, 1.0)
         for distance, other in enumerate(reversed(recent), start=1):
             if other != event.item_id:
@@ -154,7 +158,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
             return []
         scores: dict[str, float] = {}
         for position, item in enumerate(reversed(state.items)):
-            decay = 1.0 / (1 + position)
+            decay = self.recency**position
             self._vote(scores, self._next.neighbours(item), decay)
             self._vote(scores, self._covisit.neighbours(item), decay * self.covisit_weight)
         return heapq.nlargest(k, scores.items(), key=lambda kv: kv[1])

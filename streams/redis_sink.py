@@ -50,7 +50,7 @@ def encode_list(rec: RecList, updated_at: float) -> bytes:
     value: dict[str, object] = {"v": KEY_VERSION, "model": rec.model, "updated_at": round(updated_at, 3)}
     if not rec.kind.startswith("forecast_"):
         value["items"] = rec.items
-        value["scores"] = [round(s, 6) for s in rec.scores]
+        value["scores"] = rec.scores
     if rec.extra:
         value.update(rec.extra)
     return orjson.dumps(value)

@@ -19,6 +19,7 @@ from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.evaluation.user_protocol import evaluate_users
 from shopstream.models.events import Event
 from shopstream.models.session_knn import SessionKNN
+from shopstream.models.transitions import ItemTransitions
 
 #: Online Retail's test part starts here (baselines.md).
 ONLINE_RETAIL_TEST_START = datetime(2011, 11, 9, tzinfo=UTC).timestamp()
@@ -45,6 +46,8 @@ def default_session_models() -> dict[str, Callable[[], Model]]:
             lambda_ipw=1e-5,
             idf_weighting=1,
         ),
+        # The worker's default session model; its defaults were chosen on the last day of the train file.
+        "transitions": ItemTransitions,
         "popularity": Popularity,
         "recent_popularity": RecentPopularity,
     }

@@ -53,3 +53,9 @@ def test_retailrocket_sample_loads_in_time_order() -> None:
 def test_retailrocket_sample_runs_the_prequential_session_protocol() -> None:
     result = run_evaluation("retailrocket", SHARED_DATA / "retailrocket-sample" / "sample_retailrocket.csv")
     assert result["vstan"]["cases"] > 0 and 0 < result["vstan"]["hr@20"] <= 1
+
+
+def test_the_served_session_model_reaches_the_targets_too(yoochoose: dict[str, dict[str, Any]]) -> None:
+    """The worker serves ``transitions`` by default, so it is the model whose quality users get."""
+    served = yoochoose["transitions"]
+    assert served["hr@20"] >= 0.68 and served["mrr@20"] >= 0.37
