@@ -6,18 +6,13 @@ Data is found through ``SHOPSTREAM_SHARED_DATA`` (default: ``shared/data`` besid
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shopstream.models.evaluation import run_evaluation
 from shopstream.models.evaluation.loaders import load_retailrocket
-
-SHARED_DATA = Path(
-    os.environ.get("SHOPSTREAM_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-)
+from tests.shared_data import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,6 @@ Data is found through ``SHOPSTREAM_SHARED_DATA`` (default: ``shared/data`` besid
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +15,8 @@ from shopstream.models.evaluation.loaders import load_online_retail
 from shopstream.models.evaluation.run import ONLINE_RETAIL_TEST_START
 from shopstream.models.evaluation.user_protocol import evaluate_users
 from shopstream.models.repeat_blend import RepeatBuyBlend
+from tests.shared_data import SHARED_DATA
 
-SHARED_DATA = Path(
-    os.environ.get("SHOPSTREAM_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-)
 RETAIL = SHARED_DATA / "online-retail" / "online_retail.csv.gz"
 
 pytestmark = pytest.mark.slow
