@@ -69,6 +69,7 @@ class StackConfig:
     forecast_horizon: int = 7
     forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
     item_refresh_s: float = 5.0  # an item's similar-items list is rewritten at most this often (event time)
+    user_refresh_s: float = 1.0  # and a user's list; session lists are rewritten in every batch that touches them
     seed: int = 0
 
 
@@ -133,17 +134,18 @@ class RecommenderStack:
         self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         self._trending_memo: dict[str | None, list[Scored]] = {}
-        # Similar-items lists change slowly and popular items are touched by every batch: changed items
-        # wait here (with their oldest origin) until their list is older than ``item_refresh_s``.
-        self._dirty_items: dict[str, float] = {}
-        self._item_written: LRUDict[str, float] = LRUDict(config.max_items)
+        # Item and user lists change slowly while popular items and active users are touched by every
+        # batch: their keys wait here (with the oldest origin) until the list is older than its refresh.
+        self._refresh_s = {"item": config.item_refresh_s, "user": config.user_refresh_s}
+        self._dirty: dict[tuple[str, str], float] = {}
+        self._written: LRUDict[tuple[str, str], float] = LRUDict(config.max_items + config.max_users)
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
         out = BatchOutput()
         self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
-        dirty = self._dirty_items
+        dirty = self._dirty
         now = max((event.ts for event, _ in batch), default=0.0)
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
@@ -154,12 +156,14 @@ class RecommenderStack:
                 self._score_served(event)
             for model in self.models:
                 model.learn_one(event)
-            if event.item_id not in dirty or origin < dirty[event.item_id]:
-                dirty[event.item_id] = origin
+            slow = [("item", event.item_id)]
             keys = [("session", event.session_id), ("trending", "all")]
             if event.user_id is not None:
                 self._last_session[event.user_id] = event.session_id
-                keys.append(("user", event.user_id))
+                slow.append(("user", event.user_id))
+            for key in slow:
+                if key not in dirty or origin < dirty[key]:
+                    dirty[key] = origin
             if event.category is not None:
                 self._last_category[event.session_id] = event.category
                 keys.append(("category", event.category))
@@ -170,23 +174,22 @@ class RecommenderStack:
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
-        for item, origin in self._due_items(now):
-            touched[("item", item)] = origin
+        touched.update(self._due(now))
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         out.lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
         return out
 
-    def _due_items(self, now: float) -> list[tuple[str, float]]:
-        """Changed items whose list was last written ``item_refresh_s`` or more before ``now``."""
+    def _due(self, now: float) -> list[tuple[tuple[str, str], float]]:
+        """Changed item and user keys whose list is at least its kind's refresh interval old at ``now``."""
         due = []
-        for item, origin in self._dirty_items.items():
-            written = self._item_written.peek(item)
-            if written is None or now - written >= self.config.item_refresh_s:
-                due.append((item, origin))
-        for item, _ in due:
-            del self._dirty_items[item]
-            self._item_written[item] = now
+        for key, origin in self._dirty.items():
+            written = self._written.peek(key)
+            if written is None or now - written >= self._refresh_s[key[0]]:
+                due.append((key, origin))
+        for key, _ in due:
+            del self._dirty[key]
+            self._written[key] = now
         return due
 
     def _score_served(self, event: Event) -> None:

@@ -106,7 +106,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self,
         window: int = 3,
         max_items: int = 200_000,
-        max_neighbours: int = 100,
+        max_neighbours: int = 50,
         max_sessions: int = 200_000,
         session_ttl_s: float = 3600.0,
         covisit_weight: float = 0.1,

@@ -84,8 +84,9 @@ class FlakyPipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def set(self, key: str, value: bytes, ex: int) -> None:
-        self.commands.append((key, value, ex))
+    def execute_command(self, *args: object) -> None:
+        assert args[0] == "SET" and args[3] == "EX"
+        self.commands.append((args[1], args[2], args[4]))
 
     async def execute(self) -> None:
         self.owner.calls += 1
