@@ -9,6 +9,7 @@ two scrapes around it. Scrapes are 0.5 s apart: rendering /metrics costs the wor
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from shopstream.bench.processes import free_port, spawn, stop, tail, wait_ready
+from shopstream import processes
 from shopstream.bench.worker_metrics import Scrape, scrape
 
 POLL_S = 0.5
@@ -42,13 +43,13 @@ class Fleet:
     def check_alive(self) -> None:
         for proc, log in zip(self.procs, self.logs, strict=True):
             if proc.poll() is not None:
-                raise RuntimeError(f"{log.stem} exited with {proc.returncode}:\n{tail(log)}")
+                raise RuntimeError(f"{log.stem} exited with {proc.returncode}:\n{processes.tail(log)}")
 
 
 async def start_fleet(http: aiohttp.ClientSession, k: int, env: dict[str, str], workdir: Path) -> Fleet:
     fleet = Fleet()
     for i in range(k):
-        port = free_port()
+        port = processes.free_port()
         log = workdir / f"worker-{i}.log"
         worker_env = {
             **env,
@@ -56,17 +57,17 @@ async def start_fleet(http: aiohttp.ClientSession, k: int, env: dict[str, str], 
             "SHOPSTREAM_WEB_HOST": "127.0.0.1",
             "SHOPSTREAM_DATA_DIR": str(workdir / f"worker-{i}-data"),
         }
-        fleet.procs.append(spawn("shopstream", ["worker"], worker_env, log))
+        fleet.procs.append(processes.start_component("worker", {**os.environ, **worker_env}, log))
         fleet.urls.append(f"http://127.0.0.1:{port}")
         fleet.logs.append(log)
     for proc, url, log in zip(fleet.procs, fleet.urls, fleet.logs, strict=True):
-        await wait_ready(http, proc, f"{url}/readyz", log)
+        await asyncio.to_thread(processes.wait_ready, proc, url, 120.0, log)
     return fleet
 
 
 def stop_fleet(fleet: Fleet) -> None:
     for proc in fleet.procs:
-        stop(proc)
+        processes.stop(proc)
 
 
 @dataclass(frozen=True, slots=True)

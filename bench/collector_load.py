@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from shopstream.bench.processes import free_port, spawn, stop, wait_ready
+from shopstream import processes
 from shopstream.bench.topics import count_events, synthetic
 
 
@@ -113,21 +114,21 @@ async def measure(
     concurrency: int,
     max_seconds: float,
 ) -> CollectorResult:
-    port = free_port()
+    port = processes.free_port()
     log = workdir / "collector.log"
-    proc = spawn(
-        "shopstream", ["collector"], {**env, "SHOPSTREAM_PORT": str(port), "SHOPSTREAM_HOST": "127.0.0.1"}, log
+    proc = processes.start_component(
+        "collector", {**os.environ, **env, "SHOPSTREAM_PORT": str(port), "SHOPSTREAM_HOST": "127.0.0.1"}, log
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        await wait_ready(http, proc, f"{base}/readyz", log)
+        await asyncio.to_thread(processes.wait_ready, proc, base, 120.0, log)
         events = synthetic(seed, batch_events + single_events)
         batched = list(bodies(itertools.islice(events, batch_events), batch))
         singles = list(bodies(events, 1))
         ndjson = await load(http, f"{base}/v1/events", f"ndjson x{batch}", batched, concurrency, max_seconds)
         single = await load(http, f"{base}/v1/events", "single", singles, concurrency, max_seconds)
     finally:
-        await asyncio.to_thread(stop, proc)
+        await asyncio.to_thread(processes.stop, proc)
     partitions = int(env["SHOPSTREAM_TOPIC_PARTITIONS"])
     _, on_topic, distinct = await count_events(env["KAFKA_BOOTSTRAP_SERVERS"], topic, partitions)
     return CollectorResult(ndjson, single, ndjson.accepted + single.accepted, on_topic, distinct)

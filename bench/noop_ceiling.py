@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
 import orjson
 
-from shopstream.bench.processes import spawn, stop, tail
+from shopstream import processes
 
 
 async def faust_noop_eps(
@@ -25,13 +26,13 @@ async def faust_noop_eps(
         "BENCH_DATA_DIR": str(workdir / "faust-noop-data"),
         "BENCH_RESULT": str(result),
     }
-    proc = spawn("shopstream.bench.faust_noop", [], env, log)
+    proc = processes.start("shopstream.bench.faust_noop", [], {**os.environ, **env}, log)
     try:
         deadline = time.monotonic() + timeout_s
         while not result.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Faust no-op agent did not finish:\n{tail(log)}")
+                raise RuntimeError(f"the Faust no-op agent did not finish:\n{processes.tail(log)}")
             await asyncio.sleep(0.2)
         return float(orjson.loads(result.read_bytes())["eps"])
     finally:
-        await asyncio.to_thread(stop, proc)
+        await asyncio.to_thread(processes.stop, proc)

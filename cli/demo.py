@@ -114,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
     collector_url = f"http://127.0.0.1:{args.collector_port}"
     worker_url = f"http://127.0.0.1:{args.worker_port}"
     print(f"Starting collector ({collector_url}) and worker ({worker_url}); logs in {logs}")
-    running = [processes.start(name, env, logs / f"{name}.log") for name in ("collector", "worker")]
+    running = [processes.start_component(name, env, logs / f"{name}.log") for name in ("collector", "worker")]
     try:
-        processes.wait_ready(running[0], collector_url)
-        processes.wait_ready(running[1], worker_url)
+        processes.wait_ready(running[0], collector_url, log_path=logs / "collector.log")
+        processes.wait_ready(running[1], worker_url, log_path=logs / "worker.log")
         baseline = _processed(worker_url)
         events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
         print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "

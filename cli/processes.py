@@ -1,42 +1,65 @@
-"""Starting and stopping shopstream's own processes (worker, collector), for the demo and the tests."""
+"""Child processes of the demo, the bench and the tests: started with their own log, stopped by pid."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def start(component: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Run ``python -m shopstream <component>`` with its output appended to ``log_path``."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(module: str, args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``python -m module args`` with ``env``, its output appended to ``log_path``."""
     with log_path.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "shopstream", component], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module, *args], env=dict(env), stdout=out, stderr=subprocess.STDOUT
         )
 
 
-def wait_ready(process: subprocess.Popen[bytes], url: str, timeout_s: float = 90.0) -> None:
-    """Poll ``url/readyz`` until it answers 200; raise with the reason if the process dies or times out."""
+def start_component(component: str, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``shopstream worker`` or ``shopstream collector``."""
+    return start("shopstream", [component], env, log_path)
+
+
+def tail(log_path: Path, lines: int = 30) -> str:
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:]) if log_path.exists() else ""
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, timeout_s: float = 90.0, log_path: Path | None = None
+) -> None:
+    """Poll ``url/readyz`` until it answers 200; raise with the reason (and the log's tail) otherwise."""
     deadline = time.monotonic() + timeout_s
+
+    def log() -> str:
+        return f"\n{tail(log_path)}" if log_path is not None else ""
+
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with code {process.returncode}")
+            raise RuntimeError(f"{process.args} exited with code {process.returncode}{log()}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} was not ready within {timeout_s:.0f}s")
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} was not ready within {timeout_s:.0f}s{log()}")
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
-    """Signal the process and wait; kill it if it does not exit in time."""
+    """Signal the process (Faust and aiohttp shut down cleanly on SIGTERM); kill it if it hangs."""
     if process.poll() is None:
         process.send_signal(sig)
         try:

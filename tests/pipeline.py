@@ -7,7 +7,6 @@ see each other's events, and the logs of both processes are printed when a test 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -22,12 +21,6 @@ import requests
 from shopstream import processes
 
 READY_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -77,7 +70,7 @@ def _wait_ready(pipeline: Pipeline, name: str, url: str) -> None:
 def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env: str) -> Pipeline:
     """Start collector and worker on fresh topics; the caller stops them with :func:`stop_pipeline`."""
     run = uuid.uuid4().hex[:10]
-    collector_port, worker_port = free_port(), free_port()
+    collector_port, worker_port = processes.free_port(), processes.free_port()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -116,7 +109,7 @@ def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env:
 def start_process(pipeline: Pipeline, name: str, tmp: Path) -> None:
     """(Re)start one component, appending to its log."""
     log = pipeline.logs.setdefault(name, tmp / f"{name}.log")
-    pipeline.processes[name] = processes.start(name, pipeline.env, log)
+    pipeline.processes[name] = processes.start_component(name, pipeline.env, log)
 
 
 def stop_pipeline(pipeline: Pipeline) -> None:

@@ -23,8 +23,9 @@ import requests
 import yaml
 from kafka import KafkaProducer
 
+from shopstream.processes import free_port
 from shopstream.producers.synthetic import SyntheticTraffic
-from tests.pipeline import Pipeline, free_port
+from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 
