@@ -40,7 +40,7 @@ class BenchConfig:
     rate: float = 5000.0
     seconds: float = 60.0
     max_events_per_record: int = 200
-    session_model: str = "vsknn"
+    session_model: str = "transitions"
     collector_batch: int = 50
     collector_batch_events: int = 200_000
     collector_single_events: int = 20_000

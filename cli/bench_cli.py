@@ -64,8 +64,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument(
         "--session-model",
         choices=("vsknn", "transitions"),
-        default="vsknn",
-        help="the worker's session model (vsknn: every model on, the heaviest)",
+        default="transitions",
+        help="the worker's session model (default: the worker's own default, what a shop runs)",
     )
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
