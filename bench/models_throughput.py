@@ -1,4 +1,4 @@
-"""Learn+serve throughput of the user, forecast and propensity models on the Online Retail replay.
+"""Learn+serve throughput of each model, and of the whole served stack, on the Online Retail replay.
 
 Every event is learned; serving happens once per invoice (a customer's events at one timestamp),
 the way the worker recomputes a touched user's list once per batch: the user's top 20 (MF, blend),
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.evaluation.loaders import load_online_retail
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
@@ -85,12 +86,24 @@ def stack_step() -> Step:
     return step
 
 
+def served_step() -> Step:
+    """Everything the worker runs (``RecommenderStack``): all models learn, every touched list is
+    recomputed, each invoice as one batch."""
+    stack = RecommenderStack(StackConfig())
+
+    def step(invoice: list[Event]) -> None:
+        stack.process([(event, event.ts) for event in invoice])
+
+    return step
+
+
 BENCHES = {
     "mf": mf_step,
     "blend": blend_step,
     "forecast": forecast_step,
     "propensity": propensity_step,
     "stack": stack_step,
+    "served": served_step,
 }
 
 

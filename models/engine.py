@@ -28,6 +28,7 @@ from shopstream.models.online_eval import OnlineScores
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
+from shopstream.models.throttle import RefreshThrottle
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 from shopstream.models.trending import Trending
 
@@ -70,6 +71,7 @@ class StackConfig:
     forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
     item_refresh_s: float = 5.0  # an item's similar-items list is rewritten at most this often (event time)
     user_refresh_s: float = 1.0  # and a user's list; session lists are rewritten in every batch that touches them
+    trending_refresh_s: float = 1.0  # and the trending lists (global and per category)
     seed: int = 0
 
 
@@ -136,16 +138,17 @@ class RecommenderStack:
         self._trending_memo: dict[str | None, list[Scored]] = {}
         # Item and user lists change slowly while popular items and active users are touched by every
         # batch: their keys wait here (with the oldest origin) until the list is older than its refresh.
-        self._refresh_s = {"item": config.item_refresh_s, "user": config.user_refresh_s}
-        self._dirty: dict[tuple[str, str], float] = {}
-        self._written: LRUDict[tuple[str, str], float] = LRUDict(config.max_items + config.max_users)
+        self._throttle = RefreshThrottle(
+            {"item": config.item_refresh_s, "user": config.user_refresh_s, "trending": config.trending_refresh_s,
+             "category": config.trending_refresh_s},
+            config.max_items + config.max_users,
+        )
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
         out = BatchOutput()
         self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
-        dirty = self._dirty
         now = max((event.ts for event, _ in batch), default=0.0)
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
@@ -156,17 +159,16 @@ class RecommenderStack:
                 self._score_served(event)
             for model in self.models:
                 model.learn_one(event)
-            slow = [("item", event.item_id)]
-            keys = [("session", event.session_id), ("trending", "all")]
+            keys = [("session", event.session_id)]
+            slow = [("item", event.item_id), ("trending", "all")]
             if event.user_id is not None:
                 self._last_session[event.user_id] = event.session_id
                 slow.append(("user", event.user_id))
-            for key in slow:
-                if key not in dirty or origin < dirty[key]:
-                    dirty[key] = origin
             if event.category is not None:
                 self._last_category[event.session_id] = event.category
-                keys.append(("category", event.category))
+                slow.append(("category", event.category))
+            for key in slow:
+                self._throttle.mark(key, origin, event.ts)
             if event.type == "purchase":
                 keys += [("forecast_shop", "all"), ("forecast_item", event.item_id)]
                 if event.category is not None:
@@ -174,23 +176,11 @@ class RecommenderStack:
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
-        touched.update(self._due(now))
+        touched.update(self._throttle.due(now))
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         out.lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
         return out
-
-    def _due(self, now: float) -> list[tuple[tuple[str, str], float]]:
-        """Changed item and user keys whose list is at least its kind's refresh interval old at ``now``."""
-        due = []
-        for key, origin in self._dirty.items():
-            written = self._written.peek(key)
-            if written is None or now - written >= self._refresh_s[key[0]]:
-                due.append((key, origin))
-        for key, _ in due:
-            del self._dirty[key]
-            self._written[key] = now
-        return due
 
     def _score_served(self, event: Event) -> None:
         keys = [("session", event.session_id)]
