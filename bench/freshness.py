@@ -121,7 +121,8 @@ async def measure(
             watcher = asyncio.create_task(_watch(client, pattern, seen, ready))
             await ready.wait()
             before = await scrape(http, metrics_urls)
-            traffic = SyntheticTraffic(seed=seed, start_ts=time.time(), rate=rate)
+            # Another seed: the preload's event ids must not come back as duplicates.
+            traffic = SyntheticTraffic(seed=seed + 1, start_ts=time.time(), rate=rate)
             started = time.perf_counter()
             await publish_paced(probing, itertools.islice(iter(traffic), int(rate * seconds)), rate=rate)
             elapsed = time.perf_counter() - started

@@ -37,8 +37,10 @@ class Preloaded:
 
 
 def synthetic(seed: int, n: int) -> Iterator[dict[str, Any]]:
-    """The first ``n`` events of the seeded generator (old timestamps: a replayed backlog)."""
-    return itertools.islice(iter(SyntheticTraffic(seed=seed)), n)
+    """The first ``n`` events of the seeded generator: a backlog whose event time ends now, so the live
+    traffic that follows it continues the same clock (no jump that would expire all state at once)."""
+    rate = 1000.0
+    return itertools.islice(iter(SyntheticTraffic(seed=seed, start_ts=time.time() - n / rate, rate=rate)), n)
 
 
 def fast_producer(bootstrap: str) -> AIOKafkaProducer:
