@@ -1,0 +1,87 @@
+"""The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
+
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 170] [--profile]``
+builds the bench's record format (one session's events per record) from the seeded generator and hands
+it to ``BatchHandler`` in batches of ``--batch-records`` records (Faust delivers ~170 in its 20 ms window
+during a catch-up), writing to the Redis of ``REDIS_URL`` under a throw-away prefix. It prints events/s
+overall and the seconds each quarter of the stream took (state grows along the stream); ``--profile``
+prints a pyinstrument tree of the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+
+import redis.asyncio as aioredis
+
+from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.models.events import encode_events
+from shopstream.producers.kafka_publisher import group_by_session
+from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.redis_sink import RedisSink
+
+WINDOW = 5000  # events grouped per session at a time, as the bench's preload does
+
+
+def records(n: int) -> list[Record]:
+    events = SyntheticTraffic(seed=0, start_ts=time.time() - n / 1000.0).take(n)
+    now = time.time()
+    return [
+        Record(session.encode(), encode_events(chunk), now)
+        for i in range(0, n, WINDOW)
+        for session, chunk in group_by_session(events[i : i + WINDOW], 200)
+    ]
+
+
+async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    prefix = f"bench-handler-{uuid.uuid4().hex[:8]}:"
+    ttl = {kind: 300 for kind in ("session", "user", "item", "trending", "category",
+                                  "forecast_shop", "forecast_item", "forecast_category")}
+
+    async def no_dead_letters(_: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(RecommenderStack(StackConfig()), RedisSink(client, prefix, ttl), no_dead_letters)
+    quarter, marks = max(1, len(batches) // 4), []
+    started = last = time.perf_counter()
+    for i, batch in enumerate(batches, 1):
+        await handler.handle(batch)
+        if i % quarter == 0:
+            marks.append(round(time.perf_counter() - last, 1))
+            last = time.perf_counter()
+    elapsed = time.perf_counter() - started
+    print(f"{events / elapsed:,.0f} events/s; seconds per quarter of the stream: {marks}")
+    stale = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    if stale:
+        await client.delete(*stale)
+    await client.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch-records", type=int, default=170)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    recs = records(args.events)
+    batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not args.profile:
+        asyncio.run(run(batches, args.events, redis_url))
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    with profiler:
+        asyncio.run(run(batches, args.events, redis_url))
+    print(profiler.output_text(color=False, unicode=False))
+
+
+if __name__ == "__main__":
+    main()
