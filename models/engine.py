@@ -177,10 +177,18 @@ class RecommenderStack:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
         touched.update(self._throttle.due(now))
+        out.lists = self._recompute_all(touched)
+        return out
+
+    def flush(self, now: float) -> BatchOutput:
+        """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
+        self._trending_memo.clear()
+        return BatchOutput(lists=self._recompute_all(dict(self._throttle.due(now))))
+
+    def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
-        out.lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
-        return out
+        return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
     def _score_served(self, event: Event) -> None:
         keys = [("session", event.session_id)]

@@ -89,6 +89,11 @@ async def learn_and_serve(stream: faust.StreamT) -> None:
         await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
 
 
+@app.timer(interval=1.0)
+async def flush_throttled_lists() -> None:
+    await handler.flush_idle()
+
+
 @app.timer(interval=5.0)
 async def export_gauges() -> None:
     """Model sizes and consumer lag, sampled rather than updated on the hot path."""

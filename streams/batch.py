@@ -36,6 +36,7 @@ class BatchHandler:
         self.stack = stack
         self.sink = sink
         self.send_dead_letters = send_dead_letters
+        self._clock: tuple[float, float] | None = None  # (newest event time, wall time when it was processed)
 
     async def handle(self, records: Sequence[Record]) -> int:
         """Process the records' events; returns how many events they carried."""
@@ -58,6 +59,8 @@ class BatchHandler:
                     rejects.append((record.key, dead_letter(raw, error, "worker", now)))
                     reasons[error.reason] += 1
         out = self.stack.process(valid)
+        if valid:
+            self._clock = (max(event.ts for event, _ in valid), time.time())
         written_at = await self.sink.write(out.lists)
         if rejects:
             await self.send_dead_letters(rejects)
@@ -68,6 +71,16 @@ class BatchHandler:
             metrics.LAST_EVENT.set(max(r.timestamp for r in records))
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         return len(valid) + len(rejects)
+
+    async def flush_idle(self) -> None:
+        """Write the throttled lists that became due while no events came, letting event time run on with the
+        wall clock since the last batch (an idle stream would otherwise hold them back forever)."""
+        if self._clock is None:
+            return
+        newest, seen_at = self._clock
+        out = self.stack.flush(newest + time.time() - seen_at)
+        if out.lists:
+            self._count(out, Counter(), await self.sink.write(out.lists))
 
     def _count(self, out: BatchOutput, reasons: Counter[str], written_at: float) -> None:
         for outcome, by_type in (("processed", out.learned), ("duplicate", out.duplicates)):

@@ -112,3 +112,20 @@ async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_
     assert client.calls == 2 and metric("shopstream_redis_retries_total") == retries + 1
     assert [(key, ex) for key, _, ex in client.written] == [("p:rec:session:s1", 60), ("p:rec:trending", 30)]
     assert orjson.loads(client.written[0][1])["items"] == ["a"]
+
+
+async def test_an_idle_stream_still_gets_its_throttled_lists() -> None:
+    sink = MemorySink()
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(RecommenderStack(StackConfig(trending_refresh_s=0.2)), sink, send)  # type: ignore[arg-type]
+    now = time.time()
+    first = {"event_id": "f1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
+    await handler.handle([record(first)])
+    await handler.handle([record({**first, "event_id": "f2", "item_id": "i2"})])
+    assert "trending" not in {r.kind for r in sink.batches[-1]}
+    time.sleep(0.25)
+    await handler.flush_idle()
+    assert "trending" in {r.kind for r in sink.batches[-1]}

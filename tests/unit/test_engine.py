@@ -92,3 +92,13 @@ def test_trending_decays_and_transitions_expire_sessions() -> None:
     transitions.learn_one(ev(1, "new", "b", ts=T0 + 1000)[0])
     assert transitions.recommend_session("old", 3) == [] and transitions.size()["sessions"] == 1
     assert pickle.loads(pickle.dumps(transitions)).size() == transitions.size()
+
+
+def test_throttled_lists_are_released_by_flush_when_no_events_come() -> None:
+    stack = RecommenderStack(StackConfig(session_model="transitions", trending_refresh_s=1.0))
+    stack.process([ev(0, "s1", "a", ts=T0)])
+    out = stack.process([ev(1, "s1", "b", ts=T0 + 0.1)])  # trending was written 0.1 s ago: held back
+    assert "trending" not in {r.kind for r in out.lists}
+    assert stack.flush(T0 + 0.5).lists == []
+    released = {r.kind: r for r in stack.flush(T0 + 1.0).lists}
+    assert released["trending"].items[0] in {"a", "b"} and released["trending"].origin == 0.0
