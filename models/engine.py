@@ -150,6 +150,7 @@ class RecommenderStack:
         self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
         now = max((event.ts for event, _ in batch), default=0.0)
+        periods = self.forecaster.periods
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
                 out.duplicates[event.type] += 1
@@ -176,6 +177,9 @@ class RecommenderStack:
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
+        if self.forecaster.periods > periods and batch:
+            # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
+            touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
         touched.update(self._throttle.due(now))
         out.lists = self._recompute_all(touched)
         return out

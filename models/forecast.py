@@ -168,6 +168,8 @@ class WindowedForecaster(Model):
         self.errors: defaultdict[str, ForecastError] = defaultdict(ForecastError)  # by series kind
 
     def learn_one(self, event: Event) -> None:
+        # Every event moves the watermark (a quiet hour of views still closes the hour); only purchases count.
+        self._advance((event.ts - self.allowed_lateness_s + self.offset_s) // self.window_s)
         if event.type != "purchase":
             return
         window = int((event.ts + self.offset_s) // self.window_s)
@@ -184,7 +186,11 @@ class WindowedForecaster(Model):
             series = self._get(key, create=True)
             if series is not None:
                 series.totals[window] = series.totals.get(window, 0.0) + value
-        self._advance((event.ts - self.allowed_lateness_s + self.offset_s) // self.window_s)
+
+    @property
+    def periods(self) -> int:
+        """Windows with activity closed so far: when it grows, forecasts change."""
+        return self._period
 
     def _advance(self, closed_below: float) -> None:
         """Close, in order, the open windows that end at or before the watermark."""

@@ -102,3 +102,10 @@ def test_throttled_lists_are_released_by_flush_when_no_events_come() -> None:
     assert stack.flush(T0 + 0.5).lists == []
     released = {r.kind: r for r in stack.flush(T0 + 1.0).lists}
     assert released["trending"].items[0] in {"a", "b"} and released["trending"].origin == 0.0
+
+
+def test_a_closing_window_refreshes_the_shop_forecast_without_a_purchase() -> None:
+    stack = RecommenderStack(StackConfig(forecast_window_s=10, forecast_lateness_s=0, session_model="transitions"))
+    stack.process([ev(i, f"s{i}", "a", "purchase", ts=T0 + 10 * i) for i in range(8)])
+    view = stack.process([ev(100, "late", "b", ts=T0 + 95)])  # closes the window of the last purchase
+    assert ("forecast_shop", "all") in {(r.kind, r.id) for r in view.lists}
