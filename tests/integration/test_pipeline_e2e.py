@@ -42,9 +42,15 @@ def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # ty
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def processed_total(pipeline: Pipeline) -> float:
+def processed_total(pipeline: Pipeline, outcomes: tuple[str, ...] = ("processed",)) -> float:
     values = samples(pipeline.metrics(), "shopstream_events_total")
-    return sum(v for labels, v in values.items() if ("outcome", "processed") in labels)
+    return sum(v for labels, v in values.items() if dict(labels)["outcome"] in outcomes)
+
+
+def settled(pipeline: Pipeline) -> bool:
+    """Every event the collector accepted so far has reached the worker (learned or dropped as a duplicate)."""
+    accepted = samples(pipeline.metrics("collector"), "shopstream_collector_events_total")
+    return processed_total(pipeline, ("processed", "duplicate")) >= accepted[(("outcome", "accepted"),)]
 
 
 def test_tracker_events_become_recommendations(pipeline: Pipeline) -> None:
@@ -123,6 +129,7 @@ def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
     """Every accepted event is on the topic once, per-session in order; a re-sent batch is not re-learned."""
     start = time.time()
     events = SyntheticTraffic(seed=11, start_ts=start - 300, rate=50).take(2000)
+    wait_for(lambda: settled(pipeline), what="earlier tests' events to be processed")
     before = processed_total(pipeline)
     for i in range(0, len(events), 100):
         assert pipeline.post(orjson.dumps(events[i : i + 100])).json()["accepted"] == 100
