@@ -1,9 +1,9 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
-``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 170] [--profile]``
-builds the bench's record format (one session's events per record) from the seeded generator and hands
-it to ``BatchHandler`` in batches of ``--batch-records`` records (Faust delivers ~170 in its 20 ms window
-during a catch-up), writing to the Redis of ``REDIS_URL`` under a throw-away prefix. It prints events/s
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 25] [--profile]``
+builds the bench's record format (events of the sessions of one partition per record) from the seeded generator and hands
+it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's ``SHOPSTREAM_BATCH_MAX_RECORDS``
+default: ~4,000 events in a catch-up), writing to the Redis of ``REDIS_URL`` under a throw-away prefix. It prints events/s
 overall and the seconds each quarter of the stream took (state grows along the stream); ``--profile``
 prints a pyinstrument tree of the handler.
 """
@@ -20,21 +20,22 @@ import redis.asyncio as aioredis
 
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
-from shopstream.producers.kafka_publisher import group_by_session
+from shopstream.producers.kafka_publisher import group_by_partition
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
-WINDOW = 5000  # events grouped per session at a time, as the bench's preload does
+WINDOW = 5000  # events grouped per partition at a time, as the bench's preload does
+PARTITIONS = 8
 
 
 def records(n: int) -> list[Record]:
     events = SyntheticTraffic(seed=0, start_ts=time.time() - n / 1000.0).take(n)
     now = time.time()
     return [
-        Record(session.encode(), encode_events(chunk), now)
+        Record(None, encode_events(chunk), now)
         for i in range(0, n, WINDOW)
-        for session, chunk in group_by_session(events[i : i + WINDOW], 200)
+        for _, chunk in group_by_partition(events[i : i + WINDOW], PARTITIONS, 200)
     ]
 
 
@@ -66,7 +67,7 @@ async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-records", type=int, default=170)
+    parser.add_argument("--batch-records", type=int, default=25)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     recs = records(args.events)

@@ -2,7 +2,7 @@
 
 Preloading is not what is measured, so it skips the per-call acknowledgement wait of
 :class:`EventPublisher` and keeps many large batches in flight; the records are the same: a JSON
-array of one session's events, keyed by ``session_id``, grouped over windows of ``window`` events
+array of events whose sessions share the record's partition, grouped over windows of ``window`` events
 (as ``publish_paced`` groups a flat-out ``shopstream generate``).
 """
 
@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shopstream.kafka_admin import ensure_topics
 from shopstream.models.events import encode_events
-from shopstream.producers.kafka_publisher import group_by_session
+from shopstream.producers.kafka_publisher import group_by_partition
 from shopstream.producers.synthetic import SyntheticTraffic
 
 WINDOW_EVENTS = 5000
@@ -66,8 +66,8 @@ async def preload(
         events = synthetic(seed, n)
         in_flight: list[asyncio.Future[Any]] = []
         while chunk := list(itertools.islice(events, window)):
-            for session, group in group_by_session(chunk, max_per_record):
-                in_flight.append(await producer.send(topic, encode_events(group), key=session.encode()))
+            for partition, group in group_by_partition(chunk, partitions, max_per_record):
+                in_flight.append(await producer.send(topic, encode_events(group), partition=partition))
             records += len(in_flight)
             await asyncio.gather(*in_flight)
             in_flight.clear()

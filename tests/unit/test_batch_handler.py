@@ -84,9 +84,9 @@ class FlakyPipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def execute_command(self, *args: object) -> None:
-        assert args[0] == "SET" and args[3] == "EX"
-        self.commands.append((args[1], args[2], args[4]))
+    def set_with_ttl(self, keys: list[str], args: list[object]) -> None:
+        """What the sink's script does: KEYS[i] gets ARGV[2i-1] with ARGV[2i] seconds to live."""
+        self.commands.extend(zip(keys, args[0::2], args[1::2], strict=True))
 
     async def execute(self) -> None:
         self.owner.calls += 1
@@ -102,6 +102,14 @@ class FlakyRedis:
     def pipeline(self, transaction: bool) -> FlakyPipeline:
         assert transaction is False
         return FlakyPipeline(self)
+
+    def register_script(self, lua: str) -> object:
+        assert "'SET', KEYS[i], ARGV[2 * i - 1], 'EX', ARGV[2 * i]" in lua
+
+        async def call(keys: list[str], args: list[object], client: FlakyPipeline) -> None:
+            client.set_with_ttl(keys, args)
+
+        return call
 
 
 async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_ttl() -> None:
