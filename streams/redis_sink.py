@@ -3,7 +3,7 @@
 Each key is replaced whole by one ``SET … EX`` so a reader never sees half a list, and every key
 expires, so Redis holds only what is still being refreshed. The SETs of a batch run inside a Lua
 script, up to ``SCRIPT_KEYS`` keys a call, all calls in one pipeline: redis-py packs and parses one
-command per key in a pipeline (~17–25 µs a key here), against ~6 µs a key as script arguments
+command per key in a pipeline (~17 to 25 µs a key here), against ~6 µs a key as script arguments
 (docs/performance.md). A script's keys must share a node: one Redis, not a cluster.
 """
 
