@@ -4,8 +4,8 @@
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
 ``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~4,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
-under a throw-away prefix. It prints events/s overall and the seconds each quarter of the stream took (state grows along the stream); ``--profile``
-prints a pyinstrument tree of the handler.
+under a throw-away prefix. It prints events/s overall and the seconds each quarter of the stream took
+(state grows along the stream); ``--profile`` prints a pyinstrument tree of the handler.
 """
 
 from __future__ import annotations
