@@ -1,9 +1,10 @@
 """The served recommender: every model of the stack, fed one batch at a time, with fallbacks.
 
 The worker and ``shopstream evaluate`` both drive this class, so what is measured offline is
-what is served online. A batch is learned event by event (predict-before-learn scoring of the
-lists users were actually shown), then each touched session, user, item and category gets its
-list recomputed once.
+what is served online. Each event of a batch first scores the lists its session and user were
+actually shown (predict before learn), then every model learns the batch in order (``learn_many``:
+the matrix factorisation in one vectorised step), then each touched session, user, item and
+category gets its list recomputed once.
 """
 
 from __future__ import annotations
@@ -151,15 +152,15 @@ class RecommenderStack:
         touched: dict[tuple[str, str], float] = {}
         now = max((event.ts for event, _ in batch), default=0.0)
         periods = self.forecaster.periods
+        fresh: list[Event] = []
         for event, origin in batch:
             if not self._seen.first_time(event.event_id):
                 out.duplicates[event.type] += 1
                 continue
+            fresh.append(event)
             out.learned[event.type] += 1
             if event.type in POSITIVE_TYPES:
                 self._score_served(event)
-            for model in self.models:
-                model.learn_one(event)
             keys = [("session", event.session_id)]
             slow = [("item", event.item_id), ("trending", "all")]
             if event.user_id is not None:
@@ -177,6 +178,8 @@ class RecommenderStack:
             for key in keys:
                 if key not in touched or origin < touched[key]:
                     touched[key] = origin
+        for model in self.models:  # models are independent: each learns the whole batch in order
+            model.learn_many(fresh)
         if self.forecaster.periods > periods and batch:
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))

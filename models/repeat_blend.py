@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class RepeatBuyBlend(UserRecommender):
     --------
     >>> from shopstream.models.events import Event
     >>> model = RepeatBuyBlend(seed=1)
-    >>> stream = [("u1", "tea"), ("u1", "tea"), ("u1", "mug"), ("u2", "cake"), ("u2", "cake")]
+    >>> stream = [("u1", "tea"), ("u1", "tea"), ("u1", "mug")] + [("u2", "cake")] * 3
     >>> for i, (user, item) in enumerate(stream):
     ...     model.learn_one(Event(f"e{i}", 1e9 + i, "s", "purchase", item, user_id=user))
     >>> [item for item, _ in model.recommend_user("u1", 3)]   # a hot item can pass a weak own one
@@ -113,19 +113,25 @@ class RepeatBuyBlend(UserRecommender):
         self._evicted_histories = 0
 
     def learn_one(self, event: Event) -> None:
-        self._mf.learn_one(event)
-        weight = self._weights.get(event.type, 0.0)
-        if event.user_id is None or weight <= 0.0:
-            return
-        history = self._histories.get(event.user_id)
-        if history is None:
-            if len(self._histories) >= self.max_users:
-                self._histories.popitem(last=False)
-                self._evicted_histories += 1
-            history = self._histories[event.user_id] = _History(event.ts)
-        else:
-            self._histories.move_to_end(event.user_id)
-        history.add(event.item_id, weight, event.ts, self._tau, self.max_history)
+        self.learn_many((event,))
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """The MF learns the batch in one step; the histories event by event."""
+        events = list(events)
+        self._mf.learn_many(events)
+        for event in events:
+            weight = self._weights.get(event.type, 0.0)
+            if event.user_id is None or weight <= 0.0:
+                continue
+            history = self._histories.get(event.user_id)
+            if history is None:
+                if len(self._histories) >= self.max_users:
+                    self._histories.popitem(last=False)
+                    self._evicted_histories += 1
+                history = self._histories[event.user_id] = _History(event.ts)
+            else:
+                self._histories.move_to_end(event.user_id)
+            history.add(event.item_id, weight, event.ts, self._tau, self.max_history)
 
     def item_scores(self, user_id: str) -> np.ndarray | None:
         """Blended score per row of ``mf.item_index``; ``None`` for an unknown user."""

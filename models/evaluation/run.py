@@ -1,7 +1,7 @@
 """One entry point over the datasets: load, pick the protocol, score the default or given models.
 
-Default models are the session-kNN family with session-rec's published settings (not tuned here)
-and the popularity bars; any :class:`SessionRecommender` or :class:`UserRecommender` factory plugs
+Default models are the session-kNN family with session-rec's published settings (not tuned here),
+the served models and the popularity bars; any :class:`SessionRecommender` or :class:`UserRecommender` factory plugs
 in through ``models``.
 """
 
@@ -18,6 +18,8 @@ from shopstream.models.evaluation.loaders import load_jsonl, load_online_retail,
 from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.evaluation.user_protocol import evaluate_users
 from shopstream.models.events import Event
+from shopstream.models.mf import ImplicitMF
+from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.transitions import ItemTransitions
 
@@ -54,7 +56,13 @@ def default_session_models() -> dict[str, Callable[[], Model]]:
 
 
 def default_user_models() -> dict[str, Callable[[], Model]]:
-    return {"popularity": Popularity, "recent_popularity": RecentPopularity}
+    """The served user blend (as the worker builds it: MF with 1 negative), MF alone, and the popularity bars."""
+    return {
+        "blend": lambda: RepeatBuyBlend(seed=0),
+        "implicit_mf": lambda: ImplicitMF(n_negatives=4, seed=0),
+        "popularity": Popularity,
+        "recent_popularity": RecentPopularity,
+    }
 
 
 def run_evaluation(

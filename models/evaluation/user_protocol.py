@@ -59,8 +59,7 @@ def evaluate_users(
             if ts >= test_start and user in known:
                 served = [item for item, _ in model.recommend_user(user, top)]
                 scores.add(served, {e.item_id for e in group})
-            for event in group:
-                model.learn_one(event)
+            model.learn_many(group)  # an invoice is learned as one batch, as the worker learns a batch
         elapsed = time.process_time() - start
         results[name] = scores.summary(len(catalogue)) | {
             "events": n_events,

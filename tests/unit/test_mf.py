@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+from river import optim, reco
 
 from shopstream.models.events import Event
 from shopstream.models.mf import ImplicitMF
@@ -48,20 +49,40 @@ def test_caps_hold_and_rows_are_reused():
     for n in range(3000):
         model.learn_one(_buy(n, f"u{n % 97}", f"i{n % 53}"))
     assert model.size() == {"users": 30, "items": 20}
-    assert len(model._mf.u_latents) <= 30 and len(model._mf.i_latents) <= 20
+    assert len(model.user_index) == 30 and model.item_index.high == 20
     assert all(len(model.purchased(f"u{u}")) <= 5 for u in range(97))
     assert model.item_scores(f"u{2999 % 97}") is not None and model.item_scores("u0") is None
-    # the mirrored matrix agrees with River's factors for every live item
-    for item in list(model._items):
-        row = model.item_index.get(item)
-        np.testing.assert_allclose(model._factors[row], model._mf.i_latents[item])
+    assert model.evictions() == {"users": 3000 - 30, "items": 3000 - 20}
 
 
-def test_cache_matches_river_predictions():
-    model = _planted(ImplicitMF(n_factors=6, seed=3), 500)
-    scores = model.item_scores("u4")
-    for item, row in list(model._items.items())[:10]:
-        assert np.isclose(scores[row], model._mf.predict_one("u4", item))
+def test_one_event_at_a_time_is_rivers_funk_mf_step():
+    """``learn_one`` takes exactly the SGD step of ``river.reco.FunkMF`` (same loss, L2 and rate)."""
+    model = ImplicitMF(n_factors=4, lr=0.05, l2=0.01, n_negatives=0, seed=3)
+    river = reco.FunkMF(n_factors=4, optimizer=optim.SGD(0.05), l2=0.01)
+    rng = np.random.default_rng(1)
+    kinds = ["view", "add_to_cart", "purchase", "remove_from_cart"]
+    for n in range(300):
+        user, item, kind = f"u{rng.integers(7)}", f"i{rng.integers(11)}", kinds[rng.integers(4)]
+        model.learn_one(_buy(n, user, item, "view"))  # both known to the model from here on
+        river.u_latents[user] = model._user_factors[model._users[user][0]].astype(float)
+        river.i_latents[item] = model._factors[model.item_index.get(item)].astype(float)
+        model.learn_one(_buy(n + 1000, user, item, kind))
+        river.learn_one(user, item, model._targets[kind])
+        np.testing.assert_allclose(model._user_factors[model._users[user][0]], river.u_latents[user], atol=1e-6)
+        np.testing.assert_allclose(model._factors[model.item_index.get(item)], river.i_latents[item], atol=1e-6)
+
+
+def test_a_batch_learns_exactly_what_one_event_at_a_time_learns():
+    """``learn_many`` reorders the pairs into conflict-free rounds: the factors end as a sequential pass."""
+    batched, sequential = ImplicitMF(n_factors=4, n_negatives=2, seed=5), ImplicitMF(n_factors=4, n_negatives=2, seed=5)
+    rng = np.random.default_rng(2)
+    stream = [_buy(n, f"u{rng.integers(9)}", f"i{rng.integers(13)}", "add_to_cart") for n in range(2000)]
+    for start in range(0, len(stream), 500):
+        batched.learn_many(stream[start : start + 500])
+        for event in stream[start : start + 500]:
+            sequential.learn_one(event)
+    for user in (f"u{u}" for u in range(9)):
+        np.testing.assert_allclose(batched.item_scores(user), sequential.item_scores(user), atol=1e-4)
 
 
 def test_exclude_purchased():
