@@ -1,6 +1,6 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
-``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 25] [--profile]``
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 25] [--window 5000] [--profile]``
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
 ``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~4,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
@@ -25,17 +25,16 @@ from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
-WINDOW = 5000  # events grouped per partition at a time, as the bench's preload does
 PARTITIONS = 8
 
 
-def records(n: int) -> list[Record]:
+def records(n: int, window: int) -> list[Record]:
     events = SyntheticTraffic(seed=0, start_ts=time.time() - n / 1000.0).take(n)
     now = time.time()
     return [
         Record(None, encode_events(chunk), now)
-        for i in range(0, n, WINDOW)
-        for _, chunk in group_by_partition(events[i : i + WINDOW], PARTITIONS, 200)
+        for i in range(0, n, window)
+        for _, chunk in group_by_partition(events[i : i + window], PARTITIONS, 200)
     ]
 
 
@@ -68,9 +67,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-records", type=int, default=25)
+    parser.add_argument("--window", type=int, default=5000,
+                        help="events grouped per partition at a time: 5000 as the bench's preload, "
+                             "100 as a paced producer's 20 ms tick at 5,000 events/s")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    recs = records(args.events)
+    recs = records(args.events, args.window)
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not args.profile:

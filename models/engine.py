@@ -9,6 +9,7 @@ category gets its list recomputed once.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,9 @@ class RecommenderStack:
         )
         self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
+        # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
+        self._trending_memo_since = -math.inf
         # Item and user lists change slowly while popular items and active users are touched by every
         # batch: their keys wait here (with the oldest origin) until the list is older than its refresh.
         self._throttle = RefreshThrottle(
@@ -148,9 +151,9 @@ class RecommenderStack:
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
         out = BatchOutput()
-        self._trending_memo.clear()
         touched: dict[tuple[str, str], float] = {}
         now = max((event.ts for event, _ in batch), default=0.0)
+        self._expire_trending_memo(now)
         periods = self.forecaster.periods
         fresh: list[Event] = []
         for event, origin in batch:
@@ -189,7 +192,7 @@ class RecommenderStack:
 
     def flush(self, now: float) -> BatchOutput:
         """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
-        self._trending_memo.clear()
+        self._expire_trending_memo(now)
         return BatchOutput(lists=self._recompute_all(dict(self._throttle.due(now))))
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
@@ -244,8 +247,12 @@ class RecommenderStack:
         extra = {"window_s": self.config.forecast_window_s, "forecast": [round(v, 3) for v in values]}
         return RecList(kind, key, self.forecaster.name, [], [], origin, extra)
 
+    def _expire_trending_memo(self, now: float) -> None:
+        if now - self._trending_memo_since >= self.config.trending_refresh_s:
+            self._trending_memo.clear()
+            self._trending_memo_since = now
+
     def _trending(self, category: str | None) -> list[Scored]:
-        """Trending lists are shared by many keys of a batch: compute each once per batch."""
         ranked = self._trending_memo.get(category)
         if ranked is None:
             ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)

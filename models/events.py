@@ -130,8 +130,8 @@ def parse_event(raw: Any, now: float | None = None) -> Event:
         raise InvalidEvent("unknown_field", f"unknown fields: {sorted(unknown)[:5]}", sorted(unknown)[0])
     if raw.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise InvalidEvent("bad_version", f"schema version {raw.get('v')!r} is not {SCHEMA_VERSION}", "v")
-    event_id, session_id, item_id = (_check_id(raw, name, True) for name in _REQUIRED_IDS)
-    user_id, category = (_check_id(raw, name, False) for name in _OPTIONAL_IDS)
+    event_id, session_id, item_id = [_check_id(raw, name, True) for name in _REQUIRED_IDS]
+    user_id, category = [_check_id(raw, name, False) for name in _OPTIONAL_IDS]
     etype = raw.get("type")
     if etype is None:
         raise InvalidEvent("missing_field", "type is required", "type")
@@ -158,10 +158,10 @@ def parse_event(raw: Any, now: float | None = None) -> Event:
 
 
 def encode_events(events: list[dict[str, Any]]) -> bytes:
-    """One Kafka record's value: a JSON array of events of one session, in order.
+    """One Kafka record's value: a JSON array of events, each session's in order.
 
     Several events per record is the wire design (see docs/events.md): the per-record cost of the
-    stream runtime is paid once per batch of a session, not once per event.
+    stream runtime is paid once per record, not once per event.
     """
     return orjson.dumps(events)
 

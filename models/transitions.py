@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.bounded import LRUDict
@@ -55,7 +55,7 @@ class NeighbourGraph:
             self._prune(src, edges)
 
     def _prune(self, src: str, edges: dict[str, float]) -> None:
-        self._edges[src] = dict(heapq.nlargest(self.max_neighbours, edges.items(), key=lambda kv: kv[1]))
+        self._edges[src] = dict(heapq.nlargest(self.max_neighbours, edges.items(), key=itemgetter(1)))
 
     def neighbours(self, src: str) -> dict[str, float]:
         edges = self._edges.peek(src)
@@ -122,6 +122,9 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self._next = NeighbourGraph(max_items, max_neighbours)
         self._covisit = NeighbourGraph(max_items, max_neighbours)
         self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
+        # Each item's vote for the next item (its transitions and co-visits, normalised and merged),
+        # kept until its edges change: popular items are in many sessions' recent items at once.
+        self._votes: LRUDict[str, list[Scored]] = LRUDict(max_items)
         self.expired_sessions = 0
 
     def learn_one(self, event: Event) -> None:
@@ -132,12 +135,16 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         if state is None:
             state = self._sessions[event.session_id] = SessionState()
         recent = state.items[-self.window:]
+        votes = self._votes
         if recent:  # repeats included: a re-click is a common next event
             self._next.add(recent[-1], event.item_id, 1.0)
+            votes.pop(recent[-1], None)
         for distance, other in enumerate(reversed(recent), start=1):
             if other != event.item_id:
                 self._covisit.add(other, event.item_id, 1.0 / distance)
                 self._covisit.add(event.item_id, other, 1.0 / distance)
+                votes.pop(other, None)
+                votes.pop(event.item_id, None)
         state.items.append(event.item_id)
         del state.items[: -self.window]
         state.last_ts = max(state.last_ts, event.ts)
@@ -159,25 +166,30 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         scores: dict[str, float] = {}
         for position, item in enumerate(reversed(state.items)):
             decay = self.recency**position
-            self._vote(scores, self._next.neighbours(item), decay)
-            self._vote(scores, self._covisit.neighbours(item), decay * self.covisit_weight)
-        return heapq.nlargest(k, scores.items(), key=lambda kv: kv[1])
+            for other, vote in self._item_votes(item):
+                scores[other] = scores.get(other, 0.0) + vote * decay
+        return sorted(scores.items(), key=itemgetter(1), reverse=True)[:k]  # C sort beats nlargest here
 
-    @staticmethod
-    def _vote(scores: dict[str, float], edges: Mapping[str, float], weight: float) -> None:
-        total = sum(edges.values())
-        if total <= 0:
-            return
-        scale = weight / total
-        for item, w in edges.items():
-            scores[item] = scores.get(item, 0.0) + w * scale
+    def _item_votes(self, item: str) -> list[Scored]:
+        votes = self._votes.peek(item)
+        if votes is None:
+            merged: dict[str, float] = {}
+            for edges, weight in ((self._next.neighbours(item), 1.0),
+                                  (self._covisit.neighbours(item), self.covisit_weight)):
+                total = sum(edges.values())
+                if total > 0:
+                    scale = weight / total
+                    for other, w in edges.items():
+                        merged[other] = merged.get(other, 0.0) + w * scale
+            votes = self._votes[item] = list(merged.items())
+        return votes
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         edges = self._covisit.neighbours(item_id)
         if not edges:
             return []
         norm = math.fsum(edges.values())
-        return [(item, w / norm) for item, w in heapq.nlargest(k, edges.items(), key=lambda kv: kv[1])]
+        return [(item, w / norm) for item, w in sorted(edges.items(), key=itemgetter(1), reverse=True)[:k]]
 
     def size(self) -> dict[str, int]:
         return {"items": len(self._covisit), "sessions": len(self._sessions)}

@@ -89,12 +89,14 @@ class BatchHandler:
         for reason, n in reasons.items():
             metrics.DLQ.labels(reason).inc(n)
             metrics.EVENTS.labels("invalid", "rejected").inc(n)
-        kinds: Counter[str] = Counter()
+        ages: dict[str, list[float]] = {}
         for rec in out.lists:
-            kinds[rec.kind] += 1
-            metrics.FRESHNESS.labels(rec.kind).observe(max(0.0, written_at - rec.origin))
-        for kind, n in kinds.items():
-            metrics.KEYS_WRITTEN.labels(kind).inc(n)
+            ages.setdefault(rec.kind, []).append(written_at - rec.origin)
+        for kind, kind_ages in ages.items():
+            metrics.KEYS_WRITTEN.labels(kind).inc(len(kind_ages))
+            observe = metrics.FRESHNESS.labels(kind).observe
+            for age in kind_ages:
+                observe(max(0.0, age))
         for delta in self.stack.scores.drain():
             labels = (delta.model, str(delta.k))
             metrics.HITS.labels(*labels).inc(delta.hits)
