@@ -16,7 +16,13 @@ from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.events import Event
 from shopstream.models.transitions import ItemTransitions
 
-GRID = {"recency": (0.0, 0.2, 0.5), "covisit_weight": (0.0, 0.1, 0.3), "window": (3, 5)}
+GRID = {
+    "recency": (0.0, 0.2, 0.5),
+    "covisit_weight": (0.0, 0.1, 0.3),
+    "window": (3, 5),
+    # a speed setting: 0.05 costs .002 HR@20 / .001 MRR@20 here and ~15 % of the live worker's CPU less
+    "vote_staleness": (0.0, 0.05, 0.1),
+}
 
 
 def validation_split(train: list[Event], days: float = 1.0) -> list[Event]:

@@ -26,6 +26,13 @@ class SessionState:
     last_ts: float = 0.0
 
 
+@dataclass(slots=True)
+class _Votes:
+    items: list[Scored]
+    built_from: float  # edge weight (co-visits times their weight) the votes were computed from
+    added: float = 0.0  # edge weight added since
+
+
 class NeighbourGraph:
     """Weighted item → item edges with a cap per item and on items, pruned lazily by weight.
 
@@ -86,6 +93,9 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         Weight of co-visitation against direct transitions when predicting the next item.
     recency
         Vote of the item ``p`` steps back from the session's last one: ``recency ** p``.
+    vote_staleness
+        An item's normalised vote is recomputed once the weight added to its edges exceeds this
+        share of the weight it was computed from (0 recomputes on every change).
 
     Examples
     --------
@@ -111,6 +121,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         session_ttl_s: float = 3600.0,
         covisit_weight: float = 0.1,
         recency: float = 0.2,
+        vote_staleness: float = 0.05,
     ) -> None:
         self.window = window
         self.max_items = max_items
@@ -119,12 +130,14 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self.session_ttl_s = session_ttl_s
         self.covisit_weight = covisit_weight
         self.recency = recency
+        self.vote_staleness = vote_staleness
         self._next = NeighbourGraph(max_items, max_neighbours)
         self._covisit = NeighbourGraph(max_items, max_neighbours)
         self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
         # Each item's vote for the next item (its transitions and co-visits, normalised and merged),
-        # kept until its edges change: popular items are in many sessions' recent items at once.
-        self._votes: LRUDict[str, list[Scored]] = LRUDict(max_items)
+        # kept until the weight added to its edges since exceeds ``vote_staleness`` of the weight it
+        # was built from: a popular item is in many sessions at once and changes by little each event.
+        self._votes: LRUDict[str, _Votes] = LRUDict(max_items)
         self.expired_sessions = 0
 
     def learn_one(self, event: Event) -> None:
@@ -135,16 +148,15 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         if state is None:
             state = self._sessions[event.session_id] = SessionState()
         recent = state.items[-self.window:]
-        votes = self._votes
         if recent:  # repeats included: a re-click is a common next event
             self._next.add(recent[-1], event.item_id, 1.0)
-            votes.pop(recent[-1], None)
+            self._edges_grew(recent[-1], 1.0)
         for distance, other in enumerate(reversed(recent), start=1):
             if other != event.item_id:
                 self._covisit.add(other, event.item_id, 1.0 / distance)
                 self._covisit.add(event.item_id, other, 1.0 / distance)
-                votes.pop(other, None)
-                votes.pop(event.item_id, None)
+                self._edges_grew(other, self.covisit_weight / distance)
+                self._edges_grew(event.item_id, self.covisit_weight / distance)
         state.items.append(event.item_id)
         del state.items[: -self.window]
         state.last_ts = max(state.last_ts, event.ts)
@@ -170,19 +182,28 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
                 scores[other] = scores.get(other, 0.0) + vote * decay
         return sorted(scores.items(), key=itemgetter(1), reverse=True)[:k]  # C sort beats nlargest here
 
+    def _edges_grew(self, item: str, weight: float) -> None:
+        votes = self._votes.peek(item)
+        if votes is not None:
+            votes.added += weight
+            if votes.added > self.vote_staleness * votes.built_from:
+                del self._votes[item]
+
     def _item_votes(self, item: str) -> list[Scored]:
         votes = self._votes.peek(item)
         if votes is None:
             merged: dict[str, float] = {}
+            built_from = 0.0
             for edges, weight in ((self._next.neighbours(item), 1.0),
                                   (self._covisit.neighbours(item), self.covisit_weight)):
                 total = sum(edges.values())
                 if total > 0:
+                    built_from += total * weight
                     scale = weight / total
                     for other, w in edges.items():
                         merged[other] = merged.get(other, 0.0) + w * scale
-            votes = self._votes[item] = list(merged.items())
-        return votes
+            votes = self._votes[item] = _Votes(list(merged.items()), built_from)
+        return votes.items
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         edges = self._covisit.neighbours(item_id)
