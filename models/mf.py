@@ -133,6 +133,7 @@ class ImplicitMF(UserRecommender):
         # (user row, item row, target, round) of the pairs of the batch being learned, and each row's
         # next free round
         self._pending: tuple[list[int], list[int], list[float], list[int]] = ([], [], [], [])
+        self.updates = 0  # learning steps taken: lets callers reuse what they derived from the factors
         self._next_round: tuple[dict[int, int], dict[int, int]] = ({}, {})
 
     # -- learning ---------------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class ImplicitMF(UserRecommender):
             pending.clear()
         if not users.size:
             return
+        self.updates += 1
         order = np.argsort(rounds, kind="stable")
         for pairs in np.split(order, np.flatnonzero(np.diff(rounds[order])) + 1):
             u, i = users[pairs], items[pairs]

@@ -151,7 +151,8 @@ class SessionPropensity(Model):
         session = self._sessions.get(session_id)
         if session is None:
             return None
-        return self._model.predict_proba_one(session.features()).get(True, 0.0)
+        features = session.snapshots[-1] if session.snapshots else session.features()  # as last learned
+        return self._model.predict_proba_one(features).get(True, 0.0)
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}

@@ -111,6 +111,7 @@ class RepeatBuyBlend(UserRecommender):
         self._tau = history_half_life_s / math.log(2)
         self._histories: OrderedDict[str, _History] = OrderedDict()  # recency order
         self._evicted_histories = 0
+        self._shared: tuple[int, np.ndarray] | None = None
 
     def learn_one(self, event: Event) -> None:
         self.learn_many((event,))
@@ -139,14 +140,12 @@ class RepeatBuyBlend(UserRecommender):
         preference = self._mf.item_scores(user_id)
         if history is None or preference is None:
             return None
-        in_use = self._mf.in_use()
-        scores = np.zeros(preference.size)
-        if self.mf_weight and in_use.any():
-            low, high = preference[in_use].min(), preference[in_use].max()
-            scores += self.mf_weight * (preference - low) / (high - low or 1.0)
-        popularity = self._mf.popularity()
-        if self.popularity_weight and popularity.max() > 0:
-            scores += self.popularity_weight * popularity / popularity.max()
+        scores = self._popularity_part().copy()
+        if self.mf_weight:
+            known = preference[np.isfinite(preference)]
+            if known.size:
+                low, high = known.min(), known.max()
+                scores += self.mf_weight * (preference - low) / (high - low or 1.0)
         index = self._mf.item_index
         rows, weights = [], []
         for item, weight in history.scores.items():
@@ -157,8 +156,19 @@ class RepeatBuyBlend(UserRecommender):
         if rows:
             own = np.asarray(weights)
             scores[rows] += self.repeat_weight * own / own.max()
-        scores[~in_use] = -np.inf
         return scores
+
+    def _popularity_part(self) -> np.ndarray:
+        """The scaled popularity every user's blend starts from (unused rows ``-inf``), derived once per
+        MF update, not once per user list."""
+        if self._shared is None or self._shared[0] != self._mf.updates:
+            popularity = self._mf.popularity()
+            part = np.zeros(popularity.size)
+            if self.popularity_weight and popularity.size and popularity.max() > 0:
+                part += self.popularity_weight * popularity / popularity.max()
+            part[~self._mf.in_use()] = -np.inf
+            self._shared = (self._mf.updates, part)
+        return self._shared[1]
 
     def recommend_user(self, user_id: str, k: int) -> list[Scored]:
         scores = self.item_scores(user_id)

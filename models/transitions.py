@@ -28,7 +28,7 @@ class SessionState:
 
 @dataclass(slots=True)
 class _Votes:
-    items: list[Scored]
+    items: dict[str, float]
     built_from: float  # edge weight (co-visits times their weight) the votes were computed from
     added: float = 0.0  # edge weight added since
 
@@ -175,11 +175,13 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         state = self._sessions.peek(session_id)
         if state is None or not state.items:
             return []
-        scores: dict[str, float] = {}
-        for position, item in enumerate(reversed(state.items)):
+        items = state.items
+        scores = dict(self._item_votes(items[-1]))  # the last item votes with weight 1: a C-level copy
+        get = scores.get
+        for position in range(1, len(items)):
             decay = self.recency**position
-            for other, vote in self._item_votes(item):
-                scores[other] = scores.get(other, 0.0) + vote * decay
+            for other, vote in self._item_votes(items[-1 - position]).items():
+                scores[other] = get(other, 0.0) + vote * decay
         return sorted(scores.items(), key=itemgetter(1), reverse=True)[:k]  # C sort beats nlargest here
 
     def _edges_grew(self, item: str, weight: float) -> None:
@@ -189,7 +191,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
             if votes.added > self.vote_staleness * votes.built_from:
                 del self._votes[item]
 
-    def _item_votes(self, item: str) -> list[Scored]:
+    def _item_votes(self, item: str) -> dict[str, float]:
         votes = self._votes.peek(item)
         if votes is None:
             merged: dict[str, float] = {}
@@ -202,7 +204,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
                     scale = weight / total
                     for other, w in edges.items():
                         merged[other] = merged.get(other, 0.0) + w * scale
-            votes = self._votes[item] = _Votes(list(merged.items()), built_from)
+            votes = self._votes[item] = _Votes(merged, built_from)
         return votes.items
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
