@@ -1,9 +1,9 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
-``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 25] [--window 5000] [--profile]``
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 100] [--window 5000] [--profile]``
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
-``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~4,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
+``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~17,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
 under a throw-away prefix. It prints events/s overall and the seconds each quarter of the stream took
 (state grows along the stream); ``--profile`` prints a pyinstrument tree of the handler.
 """
@@ -68,7 +68,7 @@ async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-records", type=int, default=25)
+    parser.add_argument("--batch-records", type=int, default=100)
     parser.add_argument("--window", type=int, default=5000,
                         help="events grouped per partition at a time: 5000 as the bench's preload, "
                              "100 as a paced producer's 20 ms tick at 5,000 events/s")

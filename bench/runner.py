@@ -22,7 +22,7 @@ from shopstream.bench import catch_up, collector_load, freshness, machine
 from shopstream.bench.fetch_ceiling import fetch_and_decode
 from shopstream.bench.noop_ceiling import faust_noop_eps
 from shopstream.bench.servers import ensure_servers
-from shopstream.bench.topics import delete_topics, preload
+from shopstream.bench.topics import EVENT_RATE, delete_topics, preload
 from shopstream.kafka_admin import ensure_topics
 from shopstream.producers.kafka_publisher import EventPublisher
 
@@ -34,6 +34,7 @@ class BenchConfig:
     bootstrap: str
     redis_url: str
     events: int = 1_000_000
+    event_rate: float = EVENT_RATE  # preload events per second of event time
     naive_events: int = 200_000
     seed: int = 0
     workers: int = 1
@@ -89,12 +90,16 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
     await ensure_topics(bootstrap, list(topics.values()), PARTITIONS)
     try:
         log(f"preloading {cfg.events} events into {topics['events']} ({PARTITIONS} partitions)")
-        loaded = await preload(bootstrap, topics["events"], PARTITIONS, cfg.seed, cfg.events, cfg.max_events_per_record)
+        loaded = await preload(
+            bootstrap, topics["events"], PARTITIONS, cfg.seed, cfg.events, cfg.max_events_per_record, cfg.event_rate
+        )
         naive_n = min(cfg.naive_events, cfg.events)
         log(f"preloading {naive_n} events, one per record, into {topics['naive']}")
-        naive = await preload(bootstrap, topics["naive"], PARTITIONS, cfg.seed, naive_n, 1)
+        naive = await preload(bootstrap, topics["naive"], PARTITIONS, cfg.seed, naive_n, 1, cfg.event_rate)
         result |= {
             "records": loaded.records,
+            "preload_event_rate": cfg.event_rate,
+            "preload_event_hours": _r(cfg.events / cfg.event_rate / 3600, 2),
             "events_per_record": _r(cfg.events / loaded.records, 2),
             "preload_seconds": _r(loaded.seconds, 2),
             "preload_eps": round(cfg.events / loaded.seconds),

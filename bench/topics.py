@@ -26,6 +26,9 @@ from shopstream.producers.kafka_publisher import group_by_partition
 from shopstream.producers.synthetic import SyntheticTraffic
 
 WINDOW_EVENTS = 5000
+#: Events per second of event time: 10^6 events span 2.8 h, beyond the 30-minute session TTL, so
+#: session state expires during a run as it does on an endless stream (a mid-size shop's rate).
+EVENT_RATE = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +39,10 @@ class Preloaded:
     seconds: float
 
 
-def synthetic(seed: int, n: int) -> Iterator[dict[str, Any]]:
-    """The first ``n`` events of the seeded generator: a backlog whose event time ends now, so the live
-    traffic that follows it continues the same clock (no jump that would expire all state at once)."""
-    rate = 1000.0
+def synthetic(seed: int, n: int, rate: float = EVENT_RATE) -> Iterator[dict[str, Any]]:
+    """The first ``n`` events of the seeded generator at ``rate`` events per second of event time: a
+    backlog whose event time ends now, so the live traffic that follows it continues the same clock
+    (no jump that would expire all state at once)."""
     return itertools.islice(iter(SyntheticTraffic(seed=seed, start_ts=time.time() - n / rate, rate=rate)), n)
 
 
@@ -54,7 +57,14 @@ def fast_producer(bootstrap: str) -> AIOKafkaProducer:
 
 
 async def preload(
-    bootstrap: str, topic: str, partitions: int, seed: int, n: int, max_per_record: int, window: int = WINDOW_EVENTS
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    seed: int,
+    n: int,
+    max_per_record: int,
+    event_rate: float,
+    window: int = WINDOW_EVENTS,
 ) -> Preloaded:
     """Publish ``n`` synthetic events, ``max_per_record`` at most per record (1 = the naive design)."""
     await ensure_topics(bootstrap, [topic], partitions)
@@ -63,7 +73,7 @@ async def preload(
     started = time.perf_counter()
     records = 0
     try:
-        events = synthetic(seed, n)
+        events = synthetic(seed, n, event_rate)
         in_flight: list[asyncio.Future[Any]] = []
         while chunk := list(itertools.islice(events, window)):
             for partition, group in group_by_partition(chunk, partitions, max_per_record):

@@ -22,6 +22,7 @@ def _bench(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         redis_url=args.redis_url,
         events=args.events,
+        **({"event_rate": args.event_rate} if args.event_rate else {}),
         naive_events=args.naive_events,
         seed=args.seed,
         workers=args.workers,
@@ -51,6 +52,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "bench", help="measure ceilings, pipeline throughput, freshness, memory and collector ingest"
     )
     bench.add_argument("--events", type=int, default=1_000_000, help="events preloaded for the catch-up")
+    bench.add_argument(
+        "--event-rate", type=float, default=None,
+        help="events per second of event time in the preload (default 100: 10^6 events span 2.8 h, beyond "
+             "the 30 min session TTL, so session state expires as on an endless stream)",
+    )
     bench.add_argument(
         "--naive-events", type=int, default=200_000, help="events for the Faust no-op ceiling, one per record"
     )

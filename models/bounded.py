@@ -6,6 +6,10 @@
 >>> cache["c"] = 3
 >>> sorted(cache), cache.evictions
 (['a', 'c'], 1)
+>>> recent = ExpiringDict(capacity=10, ttl_s=60.0)
+>>> recent.set("s1", "toys", now=0.0); recent.set("s2", "books", now=50.0)
+>>> recent.expire(now=70.0); recent.peek("s1"), recent.peek("s2"), recent.expired
+(None, 'books', 1)
 >>> seen = SeenIds(2)
 >>> [seen.first_time(x) for x in ["a", "b", "a", "c", "a"]]
 [True, True, False, True, True]
@@ -14,7 +18,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -59,6 +63,37 @@ class LRUDict(OrderedDict[K, V]):
     def oldest(self) -> tuple[K, V] | None:
         """The entry next in line for eviction, for expiry by time."""
         return next(iter(self.items()), None) if self else None
+
+
+class ExpiringDict(Generic[K, V]):
+    """An :class:`LRUDict` whose entries also go ``ttl_s`` (event time) after they were last set, for
+    per-session state that must not outlive the session however large the cap."""
+
+    def __init__(self, capacity: int, ttl_s: float) -> None:
+        self._entries: LRUDict[K, tuple[float, V]] = LRUDict(capacity)
+        self.ttl_s = ttl_s
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
+
+    def set(self, key: K, value: V, now: float) -> None:
+        self._entries[key] = (now, value)
+
+    def peek(self, key: K) -> V | None:
+        entry = self._entries.peek(key)
+        return None if entry is None else entry[1]
+
+    def expire(self, now: float) -> None:
+        """Drop the entries last set before ``now - ttl_s``; they are at the front (set order)."""
+        horizon = now - self.ttl_s
+        while (oldest := self._entries.oldest()) is not None and oldest[1][0] < horizon:
+            self._entries.popitem(last=False)
+            self.expired += 1
 
 
 class SeenIds:

@@ -22,7 +22,7 @@ from shopstream.models.base import (
     SessionRecommender,
     UserRecommender,
 )
-from shopstream.models.bounded import LRUDict, SeenIds
+from shopstream.models.bounded import ExpiringDict, LRUDict, SeenIds
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
@@ -132,10 +132,13 @@ class RecommenderStack:
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
         # What each session and user was last shown, by which model: the basis of online scoring.
-        self._served: LRUDict[tuple[str, str], tuple[str, list[str]]] = LRUDict(
-            config.max_sessions + config.max_users
+        # Session entries go with the session (its TTL), so they level off on an endless stream.
+        self._served_sessions: ExpiringDict[str, tuple[str, list[str]]] = ExpiringDict(
+            config.max_sessions, config.session_ttl_s
         )
-        self._last_category: LRUDict[str, str] = LRUDict(config.max_sessions)
+        self._served_users: LRUDict[str, tuple[str, list[str]]] = LRUDict(config.max_users)
+        self._last_category: ExpiringDict[str, str] = ExpiringDict(config.max_sessions, config.session_ttl_s)
+        self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
@@ -153,7 +156,7 @@ class RecommenderStack:
         out = BatchOutput()
         touched: dict[tuple[str, str], float] = {}
         now = max((event.ts for event, _ in batch), default=0.0)
-        self._expire_trending_memo(now)
+        self._advance(now)
         periods = self.forecaster.periods
         fresh: list[Event] = []
         for event, origin in batch:
@@ -170,7 +173,7 @@ class RecommenderStack:
                 self._last_session[event.user_id] = event.session_id
                 slow.append(("user", event.user_id))
             if event.category is not None:
-                self._last_category[event.session_id] = event.category
+                self._last_category.set(event.session_id, event.category, event.ts)
                 slow.append(("category", event.category))
             for key in slow:
                 self._throttle.mark(key, origin, event.ts)
@@ -192,7 +195,7 @@ class RecommenderStack:
 
     def flush(self, now: float) -> BatchOutput:
         """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
-        self._expire_trending_memo(now)
+        self._advance(now)
         return BatchOutput(lists=self._recompute_all(dict(self._throttle.due(now))))
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
@@ -201,13 +204,12 @@ class RecommenderStack:
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
     def _score_served(self, event: Event) -> None:
-        keys = [("session", event.session_id)]
+        shown = [("session", self._served_sessions.peek(event.session_id))]
         if event.user_id is not None:
-            keys.append(("user", event.user_id))
-        for key in keys:
-            served = self._served.peek(key)
+            shown.append(("user", self._served_users.peek(event.user_id)))
+        for kind, served in shown:
             if served is not None:
-                self.scores.record(f"{key[0]}:{served[0]}", served[1], event.item_id)
+                self.scores.record(f"{kind}:{served[0]}", served[1], event.item_id)
 
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
         k = self.config.top_k
@@ -233,10 +235,12 @@ class RecommenderStack:
             return None
         items = [item for item, _ in ranked]
         extra = None
-        if kind in ("session", "user"):
-            self._served[(kind, key)] = (model, items)
-        if kind == "session" and (propensity := self.propensity.predict_session(key)) is not None:
-            extra = {"purchase_propensity": round(propensity, 4)}
+        if kind == "user":
+            self._served_users[key] = (model, items)
+        elif kind == "session":
+            self._served_sessions.set(key, (model, items), self._now)
+            if (propensity := self.propensity.predict_session(key)) is not None:
+                extra = {"purchase_propensity": round(propensity, 4)}
         return RecList(kind, key, model, items, [score for _, score in ranked], origin, extra)
 
     def _forecast(self, kind: str, key: str, origin: float) -> RecList | None:
@@ -247,7 +251,11 @@ class RecommenderStack:
         extra = {"window_s": self.config.forecast_window_s, "forecast": [round(v, 3) for v in values]}
         return RecList(kind, key, self.forecaster.name, [], [], origin, extra)
 
-    def _expire_trending_memo(self, now: float) -> None:
+    def _advance(self, now: float) -> None:
+        """Event time moved on: expire per-session state and the trending memo."""
+        self._now = max(self._now, now)
+        self._served_sessions.expire(self._now)
+        self._last_category.expire(self._now)
         if now - self._trending_memo_since >= self.config.trending_refresh_s:
             self._trending_memo.clear()
             self._trending_memo_since = now
@@ -264,20 +272,24 @@ class RecommenderStack:
         if ranked:
             return _fill(ranked, self._trending(None), k), self.user_model.name
         session = self._last_session.peek(user_id)
-        served = self._served.peek(("session", session)) if session is not None else None
+        served = self._served_sessions.peek(session) if session is not None else None
         if served is None:
             return self._trending(None), self.trending.name
         return [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
 
     def evictions(self) -> dict[str, int]:
         """Cap evictions of every model, summed by kind (each model holds its own entities)."""
-        totals: Counter[str] = Counter({"served_lists": self._served.evictions})
+        totals: Counter[str] = Counter(
+            {"served_lists": self._served_sessions.evictions + self._served_users.evictions}
+        )
         for model in self.models:
             totals.update(model.evictions())
         return dict(totals)
 
     def size(self) -> dict[str, int]:
-        sizes: dict[str, int] = {"served_lists": len(self._served), "dedupe_ids": len(self._seen)}
+        sizes: dict[str, int] = {
+            "served_lists": len(self._served_sessions) + len(self._served_users), "dedupe_ids": len(self._seen)
+        }
         for model in self.models:
             for kind, n in model.size().items():
                 sizes[kind] = max(sizes.get(kind, 0), n)
