@@ -1,8 +1,8 @@
 """The Faust application: topics, the agent and the web pages, declared in one place.
 
-Each Kafka record carries a JSON array of one session's events (docs/events.md). The agent takes
-records in batches and hands them to :class:`BatchHandler`; ``take_events`` acknowledges a batch
-only after the loop body returns, i.e. after its Redis writes and dead letters were acknowledged,
+Each Kafka record carries a JSON array of events of the sessions of its partition (docs/events.md).
+The agent takes records in batches and hands them to :class:`BatchHandler`; ``take_events``
+acknowledges a batch only after the loop body returns, i.e. after its Redis writes and dead letters were acknowledged,
 so committed offsets never run ahead of what Redis holds (at-least-once).
 """
 
