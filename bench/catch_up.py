@@ -78,6 +78,7 @@ class CatchUp:
     peak_rss_total_mb: float
     rss_half_mb: float  # all workers, when half of the events were processed
     rss_end_mb: float  # all workers, when the last one was
+    scrape_timeouts: int  # /metrics requests a busy worker did not answer within 5 s
     last: Scrape
 
 
@@ -85,11 +86,16 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
     """Wait until the fleet has counted ``expected`` events; rate, RSS peak and second-half growth."""
     deadline = time.monotonic() + timeout_s
     first_t = first_n = prev_t = prev_n = 0.0
-    peak = peak_total = half = 0
+    peak = peak_total = half = scrape_timeouts = 0
     while True:
         fleet.check_alive()
         now = time.perf_counter()
-        current = await scrape(http, fleet.metrics_urls)
+        try:
+            current = await scrape(http, fleet.metrics_urls)
+        except TimeoutError:  # a worker too busy to answer within 5 s: counted, and sampled again
+            scrape_timeouts += 1
+            await asyncio.sleep(POLL_S)
+            continue
         rss = fleet.rss_bytes()
         peak, peak_total = max(peak, *rss), max(peak_total, sum(rss))
         if current.events > 0 and not first_t:
@@ -108,6 +114,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
                 peak_rss_total_mb=peak_total / MIB,
                 rss_half_mb=half / MIB,
                 rss_end_mb=sum(rss) / MIB,
+                scrape_timeouts=scrape_timeouts,
                 last=current,
             )
         prev_t, prev_n = now, current.events

@@ -46,6 +46,7 @@ class WorkerSettings(CommonSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     batch_max_records: int = Field(100, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0, le=10)
+    batch_step_events: int = Field(5000, ge=1, le=1_000_000)
     top_k: int = Field(20, ge=1, le=500)
     ttl_session_s: int = Field(2 * 3600, ge=1)
     ttl_user_s: int = Field(30 * 86400, ge=1)

@@ -80,7 +80,7 @@ async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
     await asyncio.gather(*pending)
 
 
-handler = BatchHandler(stack, sink, send_dead_letters)
+handler = BatchHandler(stack, sink, send_dead_letters, settings.batch_step_events)
 
 
 @app.agent(events_topic)

@@ -32,10 +32,15 @@ DeadLetterSend = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
 class BatchHandler:
     """Processes batches for the agent; returns only when Redis and the DLQ have acknowledged."""
 
-    def __init__(self, stack: RecommenderStack, sink: RedisSink, send_dead_letters: DeadLetterSend) -> None:
+    def __init__(
+        self, stack: RecommenderStack, sink: RedisSink, send_dead_letters: DeadLetterSend, step_events: int = 5000
+    ) -> None:
         self.stack = stack
         self.sink = sink
         self.send_dead_letters = send_dead_letters
+        # A batch is learned and written in steps of at most this many events: the worker's web pages
+        # (metrics, health) share its event loop and answer between steps, not after a whole catch-up batch.
+        self.step_events = step_events
         self._clock: tuple[float, float] | None = None  # (newest event time, wall time when it was processed)
 
     async def handle(self, records: Sequence[Record]) -> int:
@@ -58,13 +63,14 @@ class BatchHandler:
                 except InvalidEvent as error:
                     rejects.append((record.key, dead_letter(raw, error, "worker", now)))
                     reasons[error.reason] += 1
-        out = self.stack.process(valid)
-        if valid:
-            self._clock = (max(event.ts for event, _ in valid), time.time())
-        written_at = await self.sink.write(out.lists)
+        for start in range(0, len(valid), self.step_events):
+            step = valid[start : start + self.step_events]
+            out = self.stack.process(step)
+            self._clock = (max(event.ts for event, _ in step), time.time())
+            self._count(out, await self.sink.write(out.lists))
         if rejects:
             await self.send_dead_letters(rejects)
-        self._count(out, reasons, written_at)
+        self._count_rejects(reasons)
         metrics.BATCH_EVENTS.observe(len(valid) + len(rejects))
         metrics.BATCH_RECORDS.observe(len(records))
         if records:
@@ -80,15 +86,18 @@ class BatchHandler:
         newest, seen_at = self._clock
         out = self.stack.flush(newest + time.time() - seen_at)
         if out.lists:
-            self._count(out, Counter(), await self.sink.write(out.lists))
+            self._count(out, await self.sink.write(out.lists))
 
-    def _count(self, out: BatchOutput, reasons: Counter[str], written_at: float) -> None:
-        for outcome, by_type in (("processed", out.learned), ("duplicate", out.duplicates)):
-            for etype, n in by_type.items():
-                metrics.EVENTS.labels(etype, outcome).inc(n)
+    @staticmethod
+    def _count_rejects(reasons: Counter[str]) -> None:
         for reason, n in reasons.items():
             metrics.DLQ.labels(reason).inc(n)
             metrics.EVENTS.labels("invalid", "rejected").inc(n)
+
+    def _count(self, out: BatchOutput, written_at: float) -> None:
+        for outcome, by_type in (("processed", out.learned), ("duplicate", out.duplicates)):
+            for etype, n in by_type.items():
+                metrics.EVENTS.labels(etype, outcome).inc(n)
         ages: dict[str, list[float]] = {}
         for rec in out.lists:
             ages.setdefault(rec.kind, []).append(written_at - rec.origin)

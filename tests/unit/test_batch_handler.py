@@ -68,8 +68,24 @@ async def test_a_failing_sink_fails_the_batch_so_it_is_not_acknowledged() -> Non
         raise AssertionError("dead letters must wait for the Redis write")
 
     handler = BatchHandler(RecommenderStack(), BrokenSink(), send)  # type: ignore[arg-type]
+    good = {"event_id": "b1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
     with pytest.raises(RuntimeError):
-        await handler.handle([record(raw=b"{")])
+        await handler.handle([record(good), record(raw=b"{")])
+
+
+async def test_a_large_batch_is_learned_and_written_in_steps() -> None:
+    sink = MemorySink()
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(RecommenderStack(), sink, send, step_events=2)  # type: ignore[arg-type]
+    now = time.time()
+    events = [{"event_id": f"st{i}", "ts": now, "session_id": f"s{i}", "type": "view", "item_id": "i1"}
+              for i in range(5)]
+    assert await handler.handle([record(*events)]) == 5
+    sessions = [sorted(r.id for r in batch if r.kind == "session") for batch in sink.batches]
+    assert sessions == [["s0", "s1"], ["s2", "s3"], ["s4"]]
 
 
 class FlakyPipeline:
