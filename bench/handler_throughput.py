@@ -18,10 +18,10 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from shopstream.bench.topics import synthetic
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
-from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
@@ -29,7 +29,7 @@ PARTITIONS = 8
 
 
 def records(n: int, window: int) -> list[Record]:
-    events = SyntheticTraffic(seed=0, start_ts=time.time() - n / 1000.0).take(n)
+    events = list(synthetic(0, n))
     now = time.time()
     return [
         Record(None, encode_events(chunk), now)
