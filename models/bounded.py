@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Generic, TypeVar
 
+_MISSING = object()
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -51,14 +52,15 @@ class LRUDict(OrderedDict[K, V]):
         state = {"evictions": self.evictions}
         return (self.__class__, (self.capacity,), state, None, iter(self.items()))
 
-    def peek(self, key: K) -> V | None:
-        """Read without refreshing recency (serving must not keep entries alive)."""
-        return super().get(key)
+    #: Read without refreshing recency (serving must not keep entries alive); the C ``dict.get``.
+    peek = OrderedDict.get
 
     def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
-        if key in self:
-            return self[key]
-        return default
+        value = OrderedDict.get(self, key, _MISSING)
+        if value is _MISSING:
+            return default
+        self.move_to_end(key)
+        return value  # type: ignore[return-value]
 
     def oldest(self) -> tuple[K, V] | None:
         """The entry next in line for eviction, for expiry by time."""
