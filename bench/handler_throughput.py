@@ -22,7 +22,7 @@ from shopstream.bench.topics import synthetic
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
-from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.batch import BatchHandler, Record, tune_garbage_collector
 from shopstream.streams.redis_sink import RedisSink
 
 PARTITIONS = 8
@@ -74,6 +74,7 @@ def main() -> None:
                              "100 as a paced producer's 20 ms tick at 5,000 events/s")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    tune_garbage_collector()  # as the worker does
     recs = records(args.events, args.window)
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

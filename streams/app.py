@@ -19,7 +19,7 @@ from shopstream.kafka_admin import ensure_pipeline_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
-from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.batch import BatchHandler, Record, tune_garbage_collector
 from shopstream.streams.redis_sink import RedisSink
 
 settings = load(WorkerSettings)
@@ -145,5 +145,6 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
     asyncio.run(ensure_pipeline_topics(settings))
+    tune_garbage_collector()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()
