@@ -1,6 +1,7 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
-``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 100] [--window 5000] [--profile]``
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 100] [--window 5000]
+[--event-rate 100] [--profile]``
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
 ``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~17,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
@@ -18,7 +19,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from shopstream.bench.topics import synthetic
+from shopstream.bench.topics import EVENT_RATE, synthetic
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
@@ -28,8 +29,8 @@ from shopstream.streams.redis_sink import RedisSink
 PARTITIONS = 8
 
 
-def records(n: int, window: int) -> list[Record]:
-    events = list(synthetic(0, n))
+def records(n: int, window: int, event_rate: float = EVENT_RATE) -> list[Record]:
+    events = list(synthetic(0, n, event_rate))
     now = time.time()
     return [
         Record(None, encode_events(chunk), now)
@@ -72,10 +73,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=5000,
                         help="events grouped per partition at a time: 5000 as the bench's preload, "
                              "100 as a paced producer's 20 ms tick at 5,000 events/s")
+    parser.add_argument("--event-rate", type=float, default=EVENT_RATE,
+                        help="events per second of event time (the bench's live phase: its offered rate)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     tune_garbage_collector()  # as the worker does
-    recs = records(args.events, args.window)
+    recs = records(args.events, args.window, args.event_rate)
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not args.profile:

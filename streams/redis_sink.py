@@ -77,6 +77,10 @@ class RedisSink:
         self.ttl_s = ttl_s
         self.set_with_ttl = client.register_script(SET_WITH_TTL)
 
+    def _script_args(self, lists: Sequence[RecList], updated_at: float) -> tuple[list[str], list[bytes | int]]:
+        keys = [redis_key(self.prefix, rec.kind, rec.id) for rec in lists]
+        return keys, [arg for rec in lists for arg in (encode_list(rec, updated_at), self.ttl_s[rec.kind])]
+
     async def write(self, lists: Sequence[RecList]) -> float:
         """Write every list and return the wall-clock time the pipeline completed."""
         if not lists:
@@ -86,13 +90,15 @@ class RedisSink:
             started = time.perf_counter()
             updated_at = time.time()
             try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for i in range(0, len(lists), SCRIPT_KEYS):
-                        chunk = lists[i : i + SCRIPT_KEYS]
-                        keys = [redis_key(self.prefix, rec.kind, rec.id) for rec in chunk]
-                        args = [arg for rec in chunk for arg in (encode_list(rec, updated_at), self.ttl_s[rec.kind])]
-                        await self.set_with_ttl(keys, args, client=pipe)
-                    await pipe.execute()
+                chunks = [self._script_args(lists[i : i + SCRIPT_KEYS], updated_at)
+                          for i in range(0, len(lists), SCRIPT_KEYS)]
+                if len(chunks) == 1:  # live batches: one call, without a pipeline's bookkeeping
+                    await self.set_with_ttl(*chunks[0])
+                else:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for keys, args in chunks:
+                            await self.set_with_ttl(keys, args, client=pipe)
+                        await pipe.execute()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 metrics.REDIS_ERRORS.inc()
                 metrics.REDIS_RETRIES.inc()

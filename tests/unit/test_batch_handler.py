@@ -88,42 +88,21 @@ async def test_a_large_batch_is_learned_and_written_in_steps() -> None:
     assert sessions == [["s0", "s1"], ["s2", "s3"], ["s4"]]
 
 
-class FlakyPipeline:
-    """A redis-py pipeline stand-in whose first ``execute`` loses the connection."""
-
-    def __init__(self, owner: FlakyRedis) -> None:
-        self.owner, self.commands = owner, []
-
-    async def __aenter__(self) -> FlakyPipeline:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def set_with_ttl(self, keys: list[str], args: list[object]) -> None:
-        """What the sink's script does: KEYS[i] gets ARGV[2i-1] with ARGV[2i] seconds to live."""
-        self.commands.extend(zip(keys, args[0::2], args[1::2], strict=True))
-
-    async def execute(self) -> None:
-        self.owner.calls += 1
-        if self.owner.calls == 1:
-            raise RedisConnectionError("reset by peer")
-        self.owner.written.extend(self.commands)
-
-
 class FlakyRedis:
+    """A redis-py client stand-in whose first script call loses the connection."""
+
     def __init__(self) -> None:
         self.calls, self.written = 0, []
-
-    def pipeline(self, transaction: bool) -> FlakyPipeline:
-        assert transaction is False
-        return FlakyPipeline(self)
 
     def register_script(self, lua: str) -> object:
         assert "'SET', KEYS[i], ARGV[2 * i - 1], 'EX', ARGV[2 * i]" in lua
 
-        async def call(keys: list[str], args: list[object], client: FlakyPipeline) -> None:
-            client.set_with_ttl(keys, args)
+        async def call(keys: list[str], args: list[object]) -> None:
+            """What the script does: KEYS[i] gets ARGV[2i-1] with ARGV[2i] seconds to live."""
+            self.calls += 1
+            if self.calls == 1:
+                raise RedisConnectionError("reset by peer")
+            self.written.extend(zip(keys, args[0::2], args[1::2], strict=True))
 
         return call
 
