@@ -28,6 +28,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from shopstream.producers.kafka_publisher import session_partition
 from shopstream.streams.reader import RecommendationReader
 from tests.pipeline import Pipeline
 
@@ -172,13 +173,14 @@ def session_events(pipeline: Pipeline, session_id: str, expected: int, timeout_s
         consumer_timeout_ms=1000,
     )
     events: list[dict] = []
+    partitions = int(pipeline.env["SHOPSTREAM_TOPIC_PARTITIONS"])
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and len(events) < expected:
             for record in consumer:
                 batch = orjson.loads(record.value)
                 assert isinstance(batch, list), record.value
-                assert record.key == batch[0]["session_id"].encode()
+                assert all(session_partition(e["session_id"], partitions) == record.partition for e in batch)
                 events.extend(e for e in batch if e["session_id"] == session_id)
     finally:
         consumer.close()

@@ -12,6 +12,7 @@ import uuid
 import orjson
 from kafka import KafkaConsumer
 
+from shopstream.producers.kafka_publisher import session_partition
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.scrape import samples
 from tests.pipeline import Pipeline
@@ -143,11 +144,12 @@ def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
     assert sum(v for labels, v in duplicates.items() if ("outcome", "duplicate") in labels) >= 100
 
     ours = {e["event_id"] for e in events}
+    partitions = int(pipeline.env["SHOPSTREAM_TOPIC_PARTITIONS"])
     seen: dict[str, list[str]] = {}
     for record in consume_all(pipeline, pipeline.events_topic, expected=10**9, timeout_s=8):
         for event in orjson.loads(record.value):
             if event["event_id"] in ours:
-                assert record.key.decode() == event["session_id"]
+                assert record.partition == session_partition(event["session_id"], partitions)
                 seen.setdefault(event["session_id"], []).append(event["event_id"])
     sent: dict[str, list[str]] = {}
     for event in events + duplicate_batch:
