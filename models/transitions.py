@@ -34,12 +34,18 @@ class _Votes:
 
 
 class NeighbourGraph:
-    """Weighted item → item edges with a cap per item and on items, pruned lazily by weight.
+    """Weighted item → item edges with a cap per item and on items.
+
+    An item keeps up to twice ``max_neighbours`` edges and is pruned back to the strongest
+    ``max_neighbours`` when it passes that; readers see the strongest ``max_neighbours``, best first,
+    without changing the graph.
 
     >>> g = NeighbourGraph(max_items=10, max_neighbours=1)
-    >>> g.add("a", "b", 1.0); g.add("a", "c", 2.0); g.add("a", "d", 0.5)
+    >>> g.add("a", "b", 1.0); g.add("a", "c", 2.0)
     >>> g.neighbours("a")
-    {'c': 2.0}
+    [('c', 2.0)]
+    >>> g.add("a", "d", 0.5); g.neighbours("a"), g.neighbours("x")   # pruned back to one on the third
+    ([('c', 2.0)], [])
     """
 
     def __init__(self, max_items: int, max_neighbours: int) -> None:
@@ -64,14 +70,11 @@ class NeighbourGraph:
     def _prune(self, src: str, edges: dict[str, float]) -> None:
         self._edges[src] = dict(heapq.nlargest(self.max_neighbours, edges.items(), key=itemgetter(1)))
 
-    def neighbours(self, src: str) -> dict[str, float]:
+    def neighbours(self, src: str) -> list[Scored]:
         edges = self._edges.peek(src)
-        if edges is None:
-            return {}
-        if len(edges) > self.max_neighbours:
-            self._prune(src, edges)
-            edges = self._edges.peek(src) or {}
-        return edges
+        if not edges:
+            return []
+        return sorted(edges.items(), key=itemgetter(1), reverse=True)[: self.max_neighbours]  # C sort
 
 
 class ItemTransitions(SessionRecommender, ItemRecommender):
@@ -198,11 +201,11 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
             built_from = 0.0
             for edges, weight in ((self._next.neighbours(item), 1.0),
                                   (self._covisit.neighbours(item), self.covisit_weight)):
-                total = sum(edges.values())
+                total = sum(w for _, w in edges)
                 if total > 0:
                     built_from += total * weight
                     scale = weight / total
-                    for other, w in edges.items():
+                    for other, w in edges:
                         merged[other] = merged.get(other, 0.0) + w * scale
             votes = self._votes[item] = _Votes(merged, built_from)
         return votes.items
@@ -211,8 +214,8 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         edges = self._covisit.neighbours(item_id)
         if not edges:
             return []
-        norm = math.fsum(edges.values())
-        return [(item, w / norm) for item, w in sorted(edges.items(), key=itemgetter(1), reverse=True)[:k]]
+        norm = math.fsum(w for _, w in edges)
+        return [(item, w / norm) for item, w in edges[:k]]
 
     def size(self) -> dict[str, int]:
         return {"items": len(self._covisit), "sessions": len(self._sessions)}
