@@ -72,6 +72,7 @@ class Freshness:
     probes: int
     probes_seen: int
     exact: dict[str, float]  # p50, p95, p99, max, from probes
+    slowest_by_second: list[float]  # the slowest probe sent in each second of the phase: when stalls happened
     histogram: dict[str, float]  # p50, p95, p99, from the worker's histogram
 
 
@@ -138,6 +139,11 @@ async def measure(
     finally:
         await client.aclose()
     latencies = np.array([seen.get(p, given_up) - t for p, t in probing.sent_at.items()])
+    phase_start = min(probing.sent_at.values(), default=0.0)
+    slowest: dict[int, float] = {}
+    for probe, latency in zip(probing.sent_at, latencies.tolist(), strict=True):
+        second = int(probing.sent_at[probe] - phase_start)
+        slowest[second] = max(slowest.get(second, 0.0), latency)
     exact = {name: float(np.quantile(latencies, q)) for name, q in QUANTILES.items()} if len(latencies) else {}
     if len(latencies):
         exact["max"] = float(latencies.max())
@@ -149,5 +155,6 @@ async def measure(
         probes=len(probing.sent_at),
         probes_seen=sum(p in seen for p in probing.sent_at),
         exact=exact,
+        slowest_by_second=[round(slowest.get(second, 0.0), 3) for second in range(max(slowest, default=-1) + 1)],
         histogram=histogram,
     )

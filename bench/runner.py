@@ -173,6 +173,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
                 "freshness_probes": fresh.probes,
                 "freshness_probes_seen": fresh.probes_seen,
                 **{f"freshness_{k}_s": _r(v) for k, v in fresh.exact.items()},
+                "freshness_slowest_by_second_s": fresh.slowest_by_second,
                 **{f"freshness_hist_{k}_s": _r(v) for k, v in fresh.histogram.items()},
                 "rss_after_freshness_mb": _r(rss_after, 1),
             }
