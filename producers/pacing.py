@@ -1,7 +1,7 @@
 """Publishing an event stream at a chosen pace: a fixed rate, a speed-up of its own clock, or flat out.
 
 Each event gets a due time (its index over the rate, or its timestamp offset over the speed-up);
-every tick, everything due is sent in one call, which the publisher groups per session, so a
+every tick (20 ms), everything due is sent in one call, which the publisher groups per partition, so a
 paced producer makes records of several events, as a batching tracker would.
 """
 
@@ -72,4 +72,8 @@ async def publish_paced(
         if exhausted:
             return sent
         if pending is not None:
-            await asyncio.sleep(min(tick_s, max(0.0, pending[0] - (time.monotonic() - start))))
+            # Until the next tick, or the next due event if that is later: a call carries a tick's events
+            # (records of several events each), not the one or two due while the last call was acked.
+            now = time.monotonic() - start
+            next_tick = elapsed + tick_s
+            await asyncio.sleep(max(0.0, max(next_tick, pending[0]) - now))

@@ -35,7 +35,17 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collector() -> None:
+    """Set the thresholds and time every collection into ``shopstream_gc_pause_seconds``."""
     gc.set_threshold(*GC_THRESHOLDS)
+    started: list[float] = []
+
+    def observe(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            metrics.GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started.pop())
+
+    gc.callbacks.append(observe)
 
 
 DeadLetterSend = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]

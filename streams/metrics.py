@@ -23,6 +23,12 @@ BATCH_DURATION = Histogram(
     "shopstream_batch_duration_seconds", "Time to process one batch: decode, learn, serve, write.",
     buckets=FAST_BUCKETS,
 )
+GC_PAUSE = Histogram(
+    "shopstream_gc_pause_seconds",
+    "Garbage-collector pauses of the worker, by generation (2: full, the one that can stall batches).",
+    ["generation"],
+    buckets=FAST_BUCKETS,
+)
 BATCH_EVENTS = Histogram("shopstream_batch_events", "Events per processed batch.", buckets=SIZE_BUCKETS)
 BATCH_RECORDS = Histogram(
     "shopstream_batch_records", "Kafka records per processed batch.", buckets=SIZE_BUCKETS
