@@ -1,7 +1,7 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
 ``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 100] [--window 5000]
-[--event-rate 100] [--profile]``
+[--event-rate 100] [--gc-thresholds 700,10,10] [--profile]``
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
 ``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~17,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import time
 import uuid
@@ -75,9 +76,13 @@ def main() -> None:
                              "100 as a paced producer's 20 ms tick at 5,000 events/s")
     parser.add_argument("--event-rate", type=float, default=EVENT_RATE,
                         help="events per second of event time (the bench's live phase: its offered rate)")
+    parser.add_argument("--gc-thresholds", default=None,
+                        help="e.g. 700,10,10 (Python's default) instead of the worker's GC_THRESHOLDS")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     tune_garbage_collector()  # as the worker does
+    if args.gc_thresholds:
+        gc.set_threshold(*(int(x) for x in args.gc_thresholds.split(",")))
     recs = records(args.events, args.window, args.event_rate)
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
