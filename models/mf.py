@@ -183,12 +183,16 @@ class ImplicitMF(UserRecommender):
         self.updates += 1
         order = np.argsort(rounds, kind="stable")
         for pairs in np.split(order, np.flatnonzero(np.diff(rounds[order])) + 1):
-            u, i = users[pairs], items[pairs]
+            # A round of one pair (a customer's invoice is a chain of them) uses plain row views: cheaper
+            # than fancy indexing; both deltas are taken from the factors before either is updated.
+            index = pairs[0] if pairs.size == 1 else pairs
+            u, i = users[index], items[index]
             p, q = self._user_factors[u], self._factors[i]
             # minus the squared loss's gradient, 2 * (target - prediction), as River's ``Squared`` gives it
-            g = 2.0 * (targets[pairs].astype(np.float32) - np.einsum("ij,ij->i", p, q))[:, None]
-            self._user_factors[u] += self.lr * (g * q - self.l2 * p)
-            self._factors[i] += self.lr * (g * p - self.l2 * q)
+            g = np.expand_dims(2.0 * (targets[index].astype(np.float32) - (p * q).sum(axis=-1)), -1)
+            du, di = self.lr * (g * q - self.l2 * p), self.lr * (g * p - self.l2 * q)
+            self._user_factors[u] += du
+            self._factors[i] += di
 
     def _new_factors(self) -> np.ndarray:
         return self._init_rng.normal(0.0, self.init_sigma, self.n_factors).astype(np.float32)
