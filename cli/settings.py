@@ -74,6 +74,7 @@ class CollectorSettings(CommonSettings):
     max_events_per_request: int = Field(1000, ge=1)
     cors_origins: str = "*"
     max_events_per_record: int = Field(200, ge=1)
+    publish_linger_s: float = Field(0.002, ge=0, le=1)
 
 
 def load(cls: type[S]) -> S:

@@ -55,10 +55,23 @@ def group_by_partition(
 class EventPublisher:
     """An idempotent, acknowledged producer of event batches and dead letters."""
 
-    def __init__(self, bootstrap: str, events_topic: str, dlq_topic: str, max_events_per_record: int = 200):
+    def __init__(
+        self,
+        bootstrap: str,
+        events_topic: str,
+        dlq_topic: str,
+        max_events_per_record: int = 200,
+        linger_s: float = 0.002,
+    ) -> None:
         self.events_topic = events_topic
         self.dlq_topic = dlq_topic
         self.max_events_per_record = max_events_per_record
+        # Calls within ``linger_s`` of each other share records: concurrent single-event requests to
+        # the collector become one record per partition, not one record each.
+        self.linger_s = linger_s
+        self._pending: list[dict[str, Any]] = []
+        self._waiters: list[asyncio.Future[int]] = []
+        self._flush: asyncio.Task[None] | None = None
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -72,25 +85,54 @@ class EventPublisher:
     def from_settings(cls, settings: CollectorSettings) -> EventPublisher:
         return cls(
             settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
-            settings.max_events_per_record,
+            settings.max_events_per_record, settings.publish_linger_s,
         )
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def stop(self) -> None:
+        if self._flush is not None:
+            await asyncio.gather(self._flush, return_exceptions=True)
         await self.producer.stop()
 
     async def publish(self, events: Iterable[dict[str, Any]]) -> int:
-        """Send events grouped per partition; returns the number of records once all are acked."""
-        partitions = len(await self.producer.partitions_for(self.events_topic))
-        chunks = group_by_partition(events, partitions, self.max_events_per_record)
-        pending = [
-            await self.producer.send(self.events_topic, encode_events(chunk), partition=partition)
-            for partition, chunk in chunks
-        ]
-        await asyncio.gather(*pending)
-        return len(chunks)
+        """Send events grouped per partition, with those of calls made within the linger; returns the
+        number of records they went out in, once all of them are acked (raises if any send failed)."""
+        batch = list(events)
+        if not batch:
+            return 0
+        self._pending.extend(batch)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(done)
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._send_after_linger())
+        return await done
+
+    async def _send_after_linger(self) -> None:
+        await asyncio.sleep(self.linger_s)
+        events, waiters = self._pending, self._waiters
+        self._pending, self._waiters, self._flush = [], [], None
+        try:
+            partitions = len(await self.producer.partitions_for(self.events_topic))
+            chunks = group_by_partition(events, partitions, self.max_events_per_record)
+            pending = [
+                await self.producer.send(self.events_topic, encode_events(chunk), partition=partition)
+                for partition, chunk in chunks
+            ]
+            await asyncio.gather(*pending)
+        except asyncio.CancelledError:
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(len(chunks))
 
     async def publish_dead_letters(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         pending = [await self.producer.send(self.dlq_topic, value, key=key) for key, value in records]

@@ -1,0 +1,61 @@
+"""EventPublisher: calls within the linger share records per partition; a failed send fails every caller."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from shopstream.producers.kafka_publisher import EventPublisher, session_partition
+
+
+class FakeProducer:
+    def __init__(self, fail: bool = False) -> None:
+        self.records: list[tuple[int, list[dict[str, Any]]]] = []
+        self.fail = fail
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(8))
+
+    async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future[None]:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.records.append((partition, orjson.loads(value)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def event(n: int, session: str) -> dict[str, Any]:
+    return {"event_id": f"e{n}", "session_id": session, "type": "view", "item_id": "i", "ts": 1e9 + n}
+
+
+def publisher(producer: FakeProducer) -> EventPublisher:
+    pub = EventPublisher("unused:9092", "events", "dlq", max_events_per_record=200, linger_s=0.01)
+    pub.producer = producer  # type: ignore[assignment]
+    return pub
+
+
+async def test_concurrent_calls_share_records_and_keep_each_sessions_order() -> None:
+    producer = FakeProducer()
+    pub = publisher(producer)
+    calls = [[event(n, f"s{n % 3}")] for n in range(30)]
+    results = await asyncio.gather(*(pub.publish(batch) for batch in calls))
+    assert len(producer.records) == len({session_partition(f"s{k}", 8) for k in range(3)}) == results[0]
+    for partition, events in producer.records:
+        assert all(session_partition(e["session_id"], 8) == partition for e in events)
+    by_session: dict[str, list[int]] = {}
+    for _, events in producer.records:
+        for e in events:
+            by_session.setdefault(e["session_id"], []).append(int(e["event_id"][1:]))
+    assert by_session == {f"s{k}": list(range(k, 30, 3)) for k in range(3)}
+
+
+async def test_a_failed_send_fails_every_call_that_shared_it() -> None:
+    pub = publisher(FakeProducer(fail=True))
+    results = await asyncio.gather(pub.publish([event(1, "a")]), pub.publish([event(2, "b")]), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]
+    with pytest.raises(ConnectionError):
+        await pub.publish([event(3, "c")])  # the next linger tries again, and fails again
