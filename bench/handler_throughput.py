@@ -20,6 +20,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from shopstream.bench.servers import delete_keys
 from shopstream.bench.topics import EVENT_RATE, synthetic
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
@@ -61,9 +62,7 @@ async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"{events / elapsed:,.0f} events/s ({events / cpu:,.0f} per CPU second of this process); "
           f"seconds per quarter of the stream: {marks}")
-    stale = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-    if stale:
-        await client.delete(*stale)
+    await delete_keys(client, prefix)
     await client.aclose()
 
 

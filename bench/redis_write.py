@@ -16,6 +16,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from shopstream.bench.servers import delete_keys
 from shopstream.models.engine import RecList
 from shopstream.streams.redis_sink import RedisSink, encode_list, redis_key
 
@@ -46,9 +47,7 @@ async def run(redis_url: str, n_keys: int, rounds: int) -> None:
             print(f"pipeline of SET ... EX: {pipelined * 1e6:.1f} us/key; "
                   f"sink's Lua script: {scripted * 1e6:.1f} us/key")
     finally:
-        stale = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if stale:
-            await client.delete(*stale)
+        await delete_keys(client, prefix)
         await client.aclose()
 
 

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from shopstream.bench import catch_up, collector_load, freshness, machine
 from shopstream.bench.fetch_ceiling import fetch_and_decode
 from shopstream.bench.noop_ceiling import faust_noop_eps
-from shopstream.bench.servers import ensure_servers
+from shopstream.bench.servers import delete_keys, ensure_servers
 from shopstream.bench.topics import EVENT_RATE, delete_topics, preload
 from shopstream.kafka_admin import ensure_topics
 from shopstream.producers.kafka_publisher import EventPublisher
@@ -58,14 +58,7 @@ def _r(x: float, digits: int = 4) -> float:
 async def _delete_keys(redis_url: str, prefix: str) -> None:
     client = aioredis.from_url(redis_url)
     try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{prefix}*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                await client.unlink(*batch)
-                batch.clear()
-        if batch:
-            await client.unlink(*batch)
+        await delete_keys(client, prefix)
     finally:
         await client.aclose()
 

@@ -1,4 +1,5 @@
-"""Finds the local Kafka and Redis, starting them with scripts/servers.sh as the demo does."""
+"""Finds the local Kafka and Redis, starting them with scripts/servers.sh as the demo does, and removes
+what a benchmark wrote to Redis."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import redis
+import redis.asyncio as aioredis
 
 SERVERS_SH = Path(__file__).resolve().parent.parent / "scripts" / "servers.sh"
 
@@ -36,3 +38,15 @@ def ensure_servers(bootstrap: str, redis_url: str) -> tuple[str, str]:
     printed = subprocess.run(["bash", str(SERVERS_SH), "env"], check=True, capture_output=True, text=True).stdout
     found = dict(w.split("=", 1) for line in printed.splitlines() for w in shlex.split(line)[1:] if "=" in w)
     return found.get("KAFKA_BOOTSTRAP_SERVERS", bootstrap), found.get("REDIS_URL", redis_url)
+
+
+async def delete_keys(client: aioredis.Redis, prefix: str) -> None:
+    """Unlink every key under ``prefix``, 5,000 a call."""
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=f"{prefix}*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            await client.unlink(*batch)
+            batch.clear()
+    if batch:
+        await client.unlink(*batch)
