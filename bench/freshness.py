@@ -141,8 +141,8 @@ async def measure(
     latencies = np.array([seen.get(p, given_up) - t for p, t in probing.sent_at.items()])
     phase_start = min(probing.sent_at.values(), default=0.0)
     slowest: dict[int, float] = {}
-    for probe, latency in zip(probing.sent_at, latencies.tolist(), strict=True):
-        second = int(probing.sent_at[probe] - phase_start)
+    for sent, latency in zip(probing.sent_at.values(), latencies.tolist(), strict=True):
+        second = int(sent - phase_start)
         slowest[second] = max(slowest.get(second, 0.0), latency)
     exact = {name: float(np.quantile(latencies, q)) for name, q in QUANTILES.items()} if len(latencies) else {}
     if len(latencies):

@@ -5,8 +5,9 @@
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
 ``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~17,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
-under a throw-away prefix. It prints events/s overall and the seconds each quarter of the stream took
-(state grows along the stream); ``--profile`` prints a pyinstrument tree of the handler.
+under a throw-away prefix. It prints events/s overall, the seconds each quarter of the stream took
+(state grows along the stream), and the RSS and model sizes half-way and at the end; ``--profile``
+prints a pyinstrument tree of the handler.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import time
 import uuid
 
+import psutil
 import redis.asyncio as aioredis
 
 from shopstream.bench.servers import delete_keys
@@ -54,14 +56,19 @@ async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
     quarter, marks = max(1, len(batches) // 4), []
     cpu = time.process_time()
     started = last = time.perf_counter()
+    state: dict[int, tuple[int, dict[str, int]]] = {}
     for i, batch in enumerate(batches, 1):
         await handler.handle(batch)
         if i % quarter == 0:
             marks.append(round(time.perf_counter() - last, 1))
             last = time.perf_counter()
+        if i in (len(batches) // 2, len(batches)):  # does the state level off in the second half?
+            state[i] = (round(psutil.Process().memory_info().rss / 2**20), handler.stack.size())
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"{events / elapsed:,.0f} events/s ({events / cpu:,.0f} per CPU second of this process); "
           f"seconds per quarter of the stream: {marks}")
+    for (rss, sizes), when in zip(state.values(), ("half-way", "end"), strict=True):
+        print(f"{when}: RSS {rss} MiB (the records of the whole stream included), {sizes}")
     await delete_keys(client, prefix)
     await client.aclose()
 

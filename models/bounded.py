@@ -8,7 +8,7 @@
 (['a', 'c'], 1)
 >>> recent = ExpiringDict(capacity=10, ttl_s=60.0)
 >>> recent.set("s1", "toys", now=0.0); recent.set("s2", "books", now=50.0)
->>> recent.expire(now=70.0); recent.peek("s1"), recent.peek("s2"), recent.expired
+>>> recent.expire(now=70.0); recent.peek("s1"), recent.peek("s2"), len(recent)
 (None, 'books', 1)
 >>> seen = SeenIds(2)
 >>> [seen.first_time(x) for x in ["a", "b", "a", "c", "a"]]
@@ -74,7 +74,6 @@ class ExpiringDict(Generic[K, V]):
     def __init__(self, capacity: int, ttl_s: float) -> None:
         self._entries: LRUDict[K, tuple[float, V]] = LRUDict(capacity)
         self.ttl_s = ttl_s
-        self.expired = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,7 +94,6 @@ class ExpiringDict(Generic[K, V]):
         horizon = now - self.ttl_s
         while (oldest := self._entries.oldest()) is not None and oldest[1][0] < horizon:
             self._entries.popitem(last=False)
-            self.expired += 1
 
 
 class SeenIds:

@@ -130,11 +130,11 @@ class ImplicitMF(UserRecommender):
         self._pool: deque[str] = deque(maxlen=_NEGATIVE_POOL)
         self._tau = popularity_half_life_s / math.log(2)
         self._t_ref: float | None = None
-        # (user row, item row, target, round) of the pairs of the batch being learned, and each row's
-        # next free round
-        self._pending: tuple[list[int], list[int], list[float], list[int]] = ([], [], [], [])
-        self.updates = 0  # learning steps taken: lets callers reuse what they derived from the factors
+        # (user row, item row, target, round) of the pairs of the batch being learned, and each user's
+        # and item's next free round
+        self._pairs: list[tuple[int, int, float, int]] = []
         self._next_round: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self.updates = 0  # learning steps taken: lets callers reuse what they derived from the factors
 
     # -- learning ---------------------------------------------------------------------------------
 
@@ -170,17 +170,19 @@ class ImplicitMF(UserRecommender):
         next_user, next_item = self._next_round
         step = max(next_user.get(user_row, 0), next_item.get(item_row, 0))
         next_user[user_row] = next_item[item_row] = step + 1
-        for pending, value in zip(self._pending, (user_row, item_row, target, step), strict=True):
-            pending.append(value)  # type: ignore[attr-defined]
+        self._pairs.append((user_row, item_row, target, step))
 
     def _step(self) -> None:
         """SGD on squared loss with L2 over the pending pairs, one vectorised update per round."""
-        users, items, targets, rounds = (np.asarray(pending) for pending in self._pending)
-        for pending in (*self._pending, *self._next_round):
-            pending.clear()
-        if not users.size:
+        if not self._pairs:
             return
+        pairs_array = np.array(self._pairs)
+        self._pairs.clear()
+        for next_round in self._next_round:
+            next_round.clear()
         self.updates += 1
+        users, items, rounds = (pairs_array[:, col].astype(np.intp) for col in (0, 1, 3))
+        targets = pairs_array[:, 2]
         order = np.argsort(rounds, kind="stable")
         for pairs in np.split(order, np.flatnonzero(np.diff(rounds[order])) + 1):
             # A round of one pair (a customer's invoice is a chain of them) uses plain row views: cheaper

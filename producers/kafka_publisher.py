@@ -71,7 +71,8 @@ class EventPublisher:
         self.linger_s = linger_s
         self._pending: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[int]] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the linger collecting calls now
+        self._sending: set[asyncio.Task[None]] = set()  # every linger not yet acked, for ``stop``
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -92,8 +93,7 @@ class EventPublisher:
         await self.producer.start()
 
     async def stop(self) -> None:
-        if self._flush is not None:
-            await asyncio.gather(self._flush, return_exceptions=True)
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self.producer.stop()
 
     async def publish(self, events: Iterable[dict[str, Any]]) -> int:
@@ -107,6 +107,8 @@ class EventPublisher:
         self._waiters.append(done)
         if self._flush is None:
             self._flush = asyncio.create_task(self._send_after_linger())
+            self._sending.add(self._flush)
+            self._flush.add_done_callback(self._sending.discard)
         return await done
 
     async def _send_after_linger(self) -> None:

@@ -59,3 +59,22 @@ async def test_a_failed_send_fails_every_call_that_shared_it() -> None:
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     with pytest.raises(ConnectionError):
         await pub.publish([event(3, "c")])  # the next linger tries again, and fails again
+
+
+async def test_stop_waits_for_a_send_still_waiting_for_its_ack() -> None:
+    class SlowAcks(FakeProducer):
+        async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future[None]:
+            self.records.append((partition, orjson.loads(value)))
+            acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.05, acked.set_result, None)
+            return acked
+
+        async def stop(self) -> None:
+            self.stopped_after_ack = published.done()
+
+    producer = SlowAcks()
+    pub = publisher(producer)
+    published = asyncio.create_task(pub.publish([event(1, "s-1")]))
+    await asyncio.sleep(0.02)  # past the 10 ms linger: sent, its ack still pending
+    await pub.stop()
+    assert producer.stopped_after_ack and await published == 1
