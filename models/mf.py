@@ -1,13 +1,13 @@
 """Incremental implicit-feedback matrix factorisation: River's ``FunkMF`` SGD step, vectorised over a batch.
 
 River's ``FunkMF`` learns one (user, item, target) pair at a time through dicts of factor vectors,
-~20 µs a pair here, and ranking a user against the catalogue would call ``predict_one`` per item.
+and ranking a user against the catalogue would call ``predict_one`` per item.
 Here the same squared-loss SGD step with L2 (``learn_one`` is exactly River's update, which a unit
 test checks against ``river.reco.FunkMF``) runs on dense NumPy matrices, and ``learn_many`` gives
 the very result of learning a batch's pairs one by one, in a few vectorised steps: each pair goes
 to the first round after every earlier pair of its user or its item, so within a round no row
 repeats and every row sees its own updates in stream order. Rounds are as many as the longest such
-chain: ~200 for the ~5,500 pairs of a 4,000-event synthetic batch. Top-k is one mat-vec and an
+chain, far fewer than the pairs of a batch spread over many users. Top-k is one mat-vec and an
 ``argpartition``. Users and items are capped (least recently learned first out, rows reused).
 """
 

@@ -27,10 +27,10 @@ class Record:
     timestamp: float
 
 
-#: The worker's collector thresholds. With the default (700, 10, 10) a worker holding ~10^6 model
-#: objects spent 10-20 % of a catch-up in young collections that free almost nothing (reference
-#: counting frees the per-event garbage): ``python -m shopstream.bench.handler_throughput`` ran
-#: 8,500-10,200 events/s with the default and 10,600-10,900 with these (docs/performance.md).
+#: The worker's collector thresholds: collections are rarer than with the default (700, 10, 10), which
+#: scan the model state the worker holds. ``python -m shopstream.bench.handler_throughput --events 300000``
+#: ran 8,511-10,152 events/s with ``--gc-thresholds 700,10,10`` and 9,810-10,920 with these
+#: (docs/performance.md).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
