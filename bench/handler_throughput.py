@@ -43,7 +43,7 @@ def records(n: int, window: int, event_rate: float = EVENT_RATE) -> list[Record]
     ]
 
 
-async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
+async def run(batches: list[list[Record]], events: int, redis_url: str, step_events: int) -> None:
     client = aioredis.from_url(redis_url)
     prefix = f"bench-handler-{uuid.uuid4().hex[:8]}:"
     ttl = {kind: 300 for kind in ("session", "user", "item", "trending", "category",
@@ -52,7 +52,9 @@ async def run(batches: list[list[Record]], events: int, redis_url: str) -> None:
     async def no_dead_letters(_: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(RecommenderStack(StackConfig()), RedisSink(client, prefix, ttl), no_dead_letters)
+    handler = BatchHandler(
+        RecommenderStack(StackConfig()), RedisSink(client, prefix, ttl), no_dead_letters, step_events
+    )
     quarter, marks = max(1, len(batches) // 4), []
     cpu = time.process_time()
     started = last = time.perf_counter()
@@ -84,6 +86,8 @@ def main() -> None:
                         help="events per second of event time (the bench's live phase: its offered rate)")
     parser.add_argument("--gc-thresholds", default=None,
                         help="e.g. 700,10,10 (Python's default) instead of the worker's GC_THRESHOLDS")
+    parser.add_argument("--step-events", type=int, default=5000,
+                        help="the worker's SHOPSTREAM_BATCH_STEP_EVENTS: lists are recomputed once per step")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     tune_garbage_collector()  # as the worker does
@@ -93,13 +97,13 @@ def main() -> None:
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not args.profile:
-        asyncio.run(run(batches, args.events, redis_url))
+        asyncio.run(run(batches, args.events, redis_url, args.step_events))
         return
     from pyinstrument import Profiler
 
     profiler = Profiler(interval=0.001)
     with profiler:
-        asyncio.run(run(batches, args.events, redis_url))
+        asyncio.run(run(batches, args.events, redis_url, args.step_events))
     print(profiler.output_text(color=False, unicode=False))
 
 

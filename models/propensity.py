@@ -21,23 +21,33 @@ from shopstream.models.events import Event
 class _Session:
     start: float
     last: float
-    counts: Counter = field(default_factory=Counter)
+    views: int = 0
+    carts: int = 0
+    removals: int = 0
+    events: int = 0
     items: set[str] = field(default_factory=set)
     cart_value: float = 0.0
     gap: float = 0.0  # seconds between the last two events
-    snapshots: deque[dict[str, float]] = field(default_factory=deque)
+    snapshots: deque[tuple[float, ...]] = field(default_factory=deque)
 
-    def features(self) -> dict[str, float]:
-        return {
-            "views": float(self.counts["view"]),
-            "carts": float(self.counts["add_to_cart"]),
-            "removals": float(self.counts["remove_from_cart"]),
-            "events": float(self.counts.total()),
-            "distinct_items": float(len(self.items)),
-            "log_duration_s": math.log1p(self.last - self.start),
-            "log_cart_value": math.log1p(self.cart_value),
-            "log_gap_s": math.log1p(self.gap),
-        }
+    def snapshot(self) -> tuple[float, ...]:
+        """The raw features now, as a tuple: cheap on every event; :func:`_features` names them when learned."""
+        return (self.views, self.carts, self.removals, self.events, len(self.items), self.last - self.start,
+                self.cart_value, self.gap)
+
+
+def _features(snapshot: tuple[float, ...]) -> dict[str, float]:
+    views, carts, removals, events, distinct, duration, cart_value, gap = snapshot
+    return {
+        "views": float(views),
+        "carts": float(carts),
+        "removals": float(removals),
+        "events": float(events),
+        "distinct_items": float(distinct),
+        "log_duration_s": math.log1p(duration),
+        "log_cart_value": math.log1p(cart_value),
+        "log_gap_s": math.log1p(gap),
+    }
 
 
 class SessionPropensity(Model):
@@ -101,10 +111,12 @@ class SessionPropensity(Model):
         )
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # activity order
         self._evicted_sessions = 0
+        self._next_expiry = -math.inf  # the front session's timeout: no session can expire before it
         self.labelled = Counter[bool]()
 
     def learn_one(self, event: Event) -> None:
-        self._expire(event.ts)
+        if event.ts >= self._next_expiry:
+            self._expire(event.ts)
         session = self._sessions.get(event.session_id)
         if session is not None:
             self._sessions.move_to_end(event.session_id)
@@ -120,15 +132,19 @@ class SessionPropensity(Model):
                 self._label(oldest, False)
             session = self._sessions[event.session_id] = _Session(event.ts, event.ts)
         session.gap, session.last = event.ts - session.last, max(session.last, event.ts)
-        session.counts[event.type] += 1
+        session.events += 1
+        if event.type == "view":
+            session.views += 1
         if len(session.items) < self.max_items:
             session.items.add(event.item_id)
         price = (event.price or 0.0) * (event.quantity or 1)
         if event.type == "add_to_cart":
+            session.carts += 1
             session.cart_value += price
         elif event.type == "remove_from_cart":
+            session.removals += 1
             session.cart_value = max(0.0, session.cart_value - price)
-        session.snapshots.append(session.features())
+        session.snapshots.append(session.snapshot())
         if len(session.snapshots) > self.max_snapshots:
             session.snapshots.popleft()
 
@@ -137,13 +153,15 @@ class SessionPropensity(Model):
         while self._sessions:
             session = next(iter(self._sessions.values()))
             if now - session.last < self.timeout_s:
+                self._next_expiry = session.last + self.timeout_s
                 return
             self._sessions.popitem(last=False)
             self._label(session, False)
+        self._next_expiry = -math.inf
 
     def _label(self, session: _Session, converted: bool) -> None:
-        for x in session.snapshots:
-            self._model.learn_one(x, converted)
+        for snapshot in session.snapshots:
+            self._model.learn_one(_features(snapshot), converted)
         self.labelled[converted] += 1
 
     def predict_session(self, session_id: str) -> float | None:
@@ -151,8 +169,8 @@ class SessionPropensity(Model):
         session = self._sessions.get(session_id)
         if session is None:
             return None
-        features = session.snapshots[-1] if session.snapshots else session.features()  # as last learned
-        return self._model.predict_proba_one(features).get(True, 0.0)
+        snapshot = session.snapshots[-1] if session.snapshots else session.snapshot()  # as last learned
+        return self._model.predict_proba_one(_features(snapshot)).get(True, 0.0)
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}

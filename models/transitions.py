@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -60,12 +61,23 @@ class NeighbourGraph:
         return self._edges.evictions
 
     def add(self, src: str, dst: str, weight: float) -> None:
-        edges = self._edges.get(src)
-        if edges is None:
-            edges = self._edges[src] = {}
-        edges[dst] = edges.get(dst, 0.0) + weight
-        if len(edges) > 2 * self.max_neighbours:
-            self._prune(src, edges)
+        self.add_many({src: {dst: weight}})
+
+    def add_many(self, increments: dict[str, dict[str, float]]) -> None:
+        """Add a batch's edge weights, grouped by source: one lookup and at most one prune per source."""
+        edges_of = self._edges
+        limit = 2 * self.max_neighbours
+        for src, added in increments.items():
+            edges = edges_of.peek(src)
+            if edges is None:
+                edges = edges_of[src] = added
+            else:
+                edges_of.move_to_end(src)
+                get = edges.get
+                for dst, weight in added.items():
+                    edges[dst] = get(dst, 0.0) + weight
+            if len(edges) > limit:
+                self._prune(src, edges)
 
     def _prune(self, src: str, edges: dict[str, float]) -> None:
         self._edges[src] = dict(heapq.nlargest(self.max_neighbours, edges.items(), key=itemgetter(1)))
@@ -142,33 +154,59 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         # was built from: a popular item is in many sessions at once and changes by little each event.
         self._votes: LRUDict[str, _Votes] = LRUDict(max_items)
         self.expired_sessions = 0
+        self._next_expiry = -math.inf  # when the least recently active session times out
 
     def learn_one(self, event: Event) -> None:
-        if event.type not in POSITIVE_TYPES:
-            return
-        self._expire(event.ts)
-        state = self._sessions.get(event.session_id)
-        if state is None:
-            state = self._sessions[event.session_id] = SessionState()
-        recent = state.items[-self.window:]
-        if recent:  # repeats included: a re-click is a common next event
-            self._next.add(recent[-1], event.item_id, 1.0)
-            self._edges_grew(recent[-1], 1.0)
-        for distance, other in enumerate(reversed(recent), start=1):
-            if other != event.item_id:
-                self._covisit.add(other, event.item_id, 1.0 / distance)
-                self._covisit.add(event.item_id, other, 1.0 / distance)
-                self._edges_grew(other, self.covisit_weight / distance)
-                self._edges_grew(event.item_id, self.covisit_weight / distance)
-        state.items.append(event.item_id)
-        del state.items[: -self.window]
-        state.last_ts = max(state.last_ts, event.ts)
+        self.learn_many([event])
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Walk the batch's sessions in order, gathering edge weights, then add them in one pass per graph.
+
+        Nothing reads the graphs between two events of a batch, so this equals learning event by event,
+        but for when an item over its neighbour cap is pruned (once per batch, not on every edge).
+        """
+        window, covisit_weight = self.window, self.covisit_weight
+        transitions: dict[str, dict[str, float]] = {}
+        covisits: dict[str, dict[str, float]] = {}
+        grew: dict[str, float] = {}  # weight added to each item's vote
+        for event in events:
+            if event.type not in POSITIVE_TYPES:
+                continue
+            if event.ts >= self._next_expiry:
+                self._expire(event.ts)
+            state = self._sessions.get(event.session_id)
+            if state is None:
+                state = self._sessions[event.session_id] = SessionState()
+            item, recent = event.item_id, state.items
+            if recent:  # repeats included: a re-click is a common next event
+                last = recent[-1]
+                added = transitions.setdefault(last, {})
+                added[item] = added.get(item, 0.0) + 1.0
+                grew[last] = grew.get(last, 0.0) + 1.0
+            for distance, other in enumerate(reversed(recent), start=1):
+                if other != item:
+                    weight = 1.0 / distance
+                    added = covisits.setdefault(other, {})
+                    added[item] = added.get(item, 0.0) + weight
+                    added = covisits.setdefault(item, {})
+                    added[other] = added.get(other, 0.0) + weight
+                    grew[other] = grew.get(other, 0.0) + covisit_weight * weight
+                    grew[item] = grew.get(item, 0.0) + covisit_weight * weight
+            recent.append(item)
+            if len(recent) > window:
+                del recent[0]
+            state.last_ts = max(state.last_ts, event.ts)
+        self._next.add_many(transitions)
+        self._covisit.add_many(covisits)
+        for item, weight in grew.items():
+            self._edges_grew(item, weight)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.session_ttl_s
         while (oldest := self._sessions.oldest()) is not None and oldest[1].last_ts < horizon:
             self._sessions.popitem(last=False)
             self.expired_sessions += 1
+        self._next_expiry = -math.inf if oldest is None else oldest[1].last_ts + self.session_ttl_s
 
     def session_items(self, session_id: str) -> list[str]:
         state = self._sessions.peek(session_id)
