@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import replace
+
+import msgspec
 
 from shopstream.models.evaluation.loaders import TEST, is_test, load_yoochoose
 from shopstream.models.evaluation.session_protocol import evaluate_sessions
@@ -31,7 +32,7 @@ def validation_split(train: list[Event], days: float = 1.0) -> list[Event]:
     first: dict[str, float] = {}
     for event in train:
         first.setdefault(event.session_id, event.ts)
-    return [replace(e, properties={"split": TEST}) if first[e.session_id] >= cut else e for e in train]
+    return [msgspec.structs.replace(e, properties={"split": TEST}) if first[e.session_id] >= cut else e for e in train]
 
 
 def main() -> None:

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
+import msgspec
 import orjson
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "impression")
+EventType = Literal["view", "add_to_cart", "remove_from_cart", "purchase", "impression"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 MAX_ID_LENGTH = 128
 MAX_EVENT_BYTES = 8192
 MAX_PROPERTIES = 32
@@ -34,10 +35,6 @@ MAX_FUTURE_SKEW_S = 3600.0  # client clocks drift; an hour ahead is already susp
 
 _REQUIRED_IDS = ("event_id", "session_id", "item_id")
 _OPTIONAL_IDS = ("user_id", "category")
-_KNOWN_FIELDS = frozenset(
-    {"event_id", "ts", "user_id", "session_id", "type", "item_id", "price", "quantity", "category",
-     "properties", "v"}
-)
 
 
 class InvalidEvent(ValueError):
@@ -53,24 +50,37 @@ class InvalidEvent(ValueError):
         return {"reason": self.reason, "field": self.field, "detail": self.detail}
 
 
-@dataclass(slots=True)
-class Event:
-    """One validated clickstream event; ``ts`` is Unix seconds."""
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+#: msgspec takes no integer bound beyond int64. Unbounded, it would accept quantities beyond 2**64 - 1, which
+#: orjson decodes as floats and parse_event rejects; those in between take the per-event path, which accepts them.
+_MAX_QUANTITY = 2**63 - 1
 
-    event_id: str
+
+class Event(msgspec.Struct, tag_field="v", tag=SCHEMA_VERSION, forbid_unknown_fields=True):
+    """One validated clickstream event; ``ts`` is Unix seconds.
+
+    A msgspec struct so that :func:`parse_record` decodes a record straight into Events: the annotations are
+    the part of schema v1 that msgspec enforces in C while decoding (``v`` is the tag, optional on the wire).
+    Constructing an Event in code validates nothing; parse_event and parse_record do.
+    """
+
+    event_id: _Id
     ts: float
-    session_id: str
-    type: str
-    item_id: str
-    user_id: str | None = None
-    price: float | None = None
-    quantity: int | None = None
-    category: str | None = None
+    session_id: _Id
+    type: EventType
+    item_id: _Id
+    user_id: _Id | None = None
+    price: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    quantity: Annotated[int, msgspec.Meta(gt=0, le=_MAX_QUANTITY)] | None = None
+    category: _Id | None = None
     properties: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (schema v1), without absent optional fields."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+
+
+_KNOWN_FIELDS = frozenset({*Event.__struct_fields__, "v"})
 
 
 def _check_id(raw: dict[str, Any], name: str, required: bool) -> str | None:
@@ -101,9 +111,14 @@ def _parse_ts(value: Any, now: float) -> float:
         ts = parsed.timestamp()
     else:
         raise InvalidEvent("wrong_type", "ts must be Unix seconds or an ISO 8601 string", "ts")
-    if not math.isfinite(ts) or ts < EARLIEST_TS or ts > now + MAX_FUTURE_SKEW_S:
+    if not _ts_in_range(ts, now):
         raise InvalidEvent("bad_timestamp", f"ts {value!r} is outside 2000-01-01 .. now+1h", "ts")
     return ts
+
+
+def _ts_in_range(ts: float, now: float) -> bool:
+    """False for NaN and infinities too."""
+    return EARLIEST_TS <= ts <= now + MAX_FUTURE_SKEW_S
 
 
 def _optional_number(raw: dict[str, Any], name: str, integer: bool) -> Any:
@@ -116,6 +131,14 @@ def _optional_number(raw: dict[str, Any], name: str, integer: bool) -> Any:
     if not math.isfinite(value) or value < 0 or (integer and value == 0):
         raise InvalidEvent("bad_value", f"{name} must be {'positive' if integer else 'non-negative'}", name)
     return int(value) if integer else float(value)
+
+
+def _check_properties(properties: Any) -> None:
+    if isinstance(properties, dict) and len(orjson.dumps(properties)) > MAX_EVENT_BYTES:
+        raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
+    if not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES:
+        detail = f"properties must be an object of <= {MAX_PROPERTIES} keys"
+        raise InvalidEvent("bad_value", detail, "properties")
 
 
 def parse_event(raw: Any, now: float | None = None) -> Event:
@@ -138,11 +161,8 @@ def parse_event(raw: Any, now: float | None = None) -> Event:
     if etype not in EVENT_TYPES:
         raise InvalidEvent("unknown_type", f"type {str(etype)[:40]!r} is not one of {EVENT_TYPES}", "type")
     properties = raw.get("properties")
-    if properties is not None and isinstance(properties, dict) and len(orjson.dumps(properties)) > MAX_EVENT_BYTES:
-        raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
-    if properties is not None and (not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES):
-        detail = f"properties must be an object of <= {MAX_PROPERTIES} keys"
-        raise InvalidEvent("bad_value", detail, "properties")
+    if properties is not None:
+        _check_properties(properties)
     return Event(
         event_id=event_id,  # type: ignore[arg-type]
         ts=_parse_ts(raw.get("ts"), time.time() if now is None else now),
@@ -179,6 +199,60 @@ def decode_events(payload: bytes) -> list[Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent("invalid_json", str(exc)[:200]) from None
     return value if isinstance(value, list) else [value]
+
+
+_RECORD = msgspec.json.Decoder(list[Event] | Event)
+#: What the fast path of :func:`parse_record` raises on a record it cannot vouch for: msgspec's rejections,
+#: invalid UTF-8 in a string, nesting beyond msgspec's recursion limit, and what the properties check raises
+#: (InvalidEvent, or orjson's TypeError on properties it cannot serialise: too deep, or integers beyond 64
+#: bits, which orjson would have decoded as floats).
+_FAST_PATH_MISSES = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidEvent, orjson.JSONEncodeError)
+
+
+def parse_record(payload: bytes, now: float) -> tuple[list[Event], list[tuple[Any, InvalidEvent]]]:
+    """A record's valid events, and its rejected ``(raw event, error)`` pairs (``raw`` is the payload if it is
+    not JSON): the verdicts of :func:`decode_events` + :func:`parse_event`, at a fraction of their cost.
+
+    msgspec decodes and validates the whole record in one call in C; Python then checks only what msgspec
+    cannot. A record that fails any of it (or has an ISO 8601 ``ts``) takes the per-event path, so one bad
+    event still rejects only itself, with parse_event's reason.
+
+    >>> good = b'{"event_id": "e1", "ts": 1700000000, "session_id": "s1", "type": "view", "item_id": "42"}'
+    >>> events, rejects = parse_record(b"[" + good + b', {"type": "view"}]', now=1_700_000_000)
+    >>> [event.item_id for event in events], [(raw, error.reason) for raw, error in rejects]
+    (['42'], [({'type': 'view'}, 'missing_field')])
+    """
+    try:
+        decoded = _RECORD.decode(payload)
+        events = decoded if isinstance(decoded, list) else [decoded]
+        if _python_checks_pass(events, now):
+            return events, []
+    except _FAST_PATH_MISSES:
+        pass
+    try:
+        raws = decode_events(payload)
+    except InvalidEvent as error:
+        return [], [(payload, error)]
+    valid: list[Event] = []
+    rejects: list[tuple[Any, InvalidEvent]] = []
+    for raw in raws:
+        try:
+            valid.append(parse_event(raw, now))
+        except InvalidEvent as error:
+            rejects.append((raw, error))
+    return valid, rejects
+
+
+def _python_checks_pass(events: list[Event], now: float) -> bool:
+    """parse_event's checks that msgspec cannot do while decoding; properties raise as in parse_event."""
+    ids: list[str] = []
+    for event in events:
+        if not _ts_in_range(event.ts, now):
+            return False
+        if event.properties is not None:
+            _check_properties(event.properties)
+        ids += (event.event_id, event.session_id, event.item_id, event.user_id or "", event.category or "")
+    return "".join(ids).isprintable()  # printable pieces make a printable whole, and only they do
 
 
 MAX_DEAD_LETTER_RAW = 65_536

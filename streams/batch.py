@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from shopstream.models.engine import BatchOutput, RecommenderStack
-from shopstream.models.events import Event, InvalidEvent, dead_letter, decode_events, parse_event
+from shopstream.models.events import Event, dead_letter, parse_record
 from shopstream.streams import metrics
 from shopstream.streams.redis_sink import RedisSink
 
@@ -73,18 +73,11 @@ class BatchHandler:
         rejects: list[tuple[bytes | None, bytes]] = []
         reasons: Counter[str] = Counter()
         for record in records:
-            try:
-                raws = decode_events(record.value)
-            except InvalidEvent as error:
-                rejects.append((record.key, dead_letter(record.value, error, "worker", now)))
+            events, rejected = parse_record(record.value, now)
+            valid += [(event, record.timestamp) for event in events]
+            for raw, error in rejected:
+                rejects.append((record.key, dead_letter(raw, error, "worker", now)))
                 reasons[error.reason] += 1
-                continue
-            for raw in raws:
-                try:
-                    valid.append((parse_event(raw, now), record.timestamp))
-                except InvalidEvent as error:
-                    rejects.append((record.key, dead_letter(raw, error, "worker", now)))
-                    reasons[error.reason] += 1
         for start in range(0, len(valid), self.step_events):
             step = valid[start : start + self.step_events]
             out = self.stack.process(step)

@@ -10,7 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from shopstream.models import events
 from shopstream.models.engine import RecList, RecommenderStack, StackConfig
+from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
@@ -49,6 +51,8 @@ async def test_valid_events_are_learned_and_rejects_dead_lettered() -> None:
                                     record(raw=b"not json")])
     assert carried == 3
     assert [orjson.loads(v)["reason"] for _, v in letters] == ["unknown_type", "invalid_json"]
+    assert [key for key, _ in letters] == [b"s1", b"s1"]
+    assert orjson.loads(letters[0][1])["raw"] == {**good, "event_id": "h2", "type": "teleport"}
     assert {(r.kind, r.id) for r in sink.batches[0]} >= {("session", "s1"), ("trending", "all")}
     after = (metric("shopstream_events_total", type="view", outcome="processed"),
              metric("shopstream_dlq_events_total", reason="unknown_type"),
@@ -57,6 +61,24 @@ async def test_valid_events_are_learned_and_rejects_dead_lettered() -> None:
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]
     freshness_sum = metric("shopstream_freshness_seconds_sum", kind="session")
     assert freshness_sum >= 0.5  # the record was 0.5 s old when its key was written
+
+
+async def test_records_of_valid_events_skip_the_per_event_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator's traffic is what the worker sees when all is well: it must not fall back per event."""
+    sink = MemorySink()
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        raise AssertionError("no dead letters expected")
+
+    def slow(*_: object) -> None:
+        raise AssertionError("took the per-event path")
+
+    monkeypatch.setattr(events, "decode_events", slow)
+    monkeypatch.setattr(events, "parse_event", slow)
+    handler = BatchHandler(RecommenderStack(), sink, send)  # type: ignore[arg-type]
+    generated = SyntheticTraffic(seed=3, start_ts=time.time() - 600, rate=1.0).take(600)
+    assert await handler.handle([record(*generated[i : i + 200]) for i in range(0, 600, 200)]) == 600
+    assert sink.batches
 
 
 async def test_a_failing_sink_fails_the_batch_so_it_is_not_acknowledged() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from shopstream.models import events
 from shopstream.models.events import (
     EVENT_TYPES,
+    Event,
     InvalidEvent,
     dead_letter,
     decode_events,
     encode_events,
     parse_event,
+    parse_record,
 )
 
 NOW = 1_764_000_000.0
@@ -81,3 +84,123 @@ def test_records_round_trip_and_dead_letters_keep_the_payload() -> None:
                       "rejected_at": NOW, "raw": {"x": 1}}
     huge = orjson.loads(dead_letter(b"\xff" * 100_000, InvalidEvent("invalid_json", "bad"), "collector", NOW))
     assert len(huge["raw"]) == 65_536
+
+
+# parse_record: the same verdicts as decode_events + parse_event, per event. The corpus is raw JSON text, so
+# that it can hold what a Python dict cannot: numbers beyond float or 64 bits, duplicate keys, escapes, bad UTF-8.
+EVENT = '"event_id": "e1", "ts": 1763999995, "session_id": "s1", "type": "view", "item_id": "i1"'
+FULL = (f'{EVENT[:-1]}2", "user_id": "u1", "price": 9.5, "quantity": 2, "category": "toys", '
+        '"properties": {"page": "pdp", "n": [1, 2.5, null, true, {"x": "y"}]}, "v": 1')
+
+
+def props(n: int) -> str:
+    return "{" + ", ".join(f'"k{i}": {i}' for i in range(n)) + "}"
+
+
+FAST = [  # valid, and valid on the fast path
+    EVENT, FULL, EVENT.replace("1763999995", "1763999995.125"), EVENT.replace("1763999995", "946684800"),
+    EVENT.replace("1763999995", "1764003600"), EVENT.replace("1763999995", "1764003600.0"),
+    *(EVENT.replace('"view"', f'"{etype}"') for etype in EVENT_TYPES),
+    f'{EVENT}, "user_id": null, "price": null, "quantity": null, "category": null, "properties": null',
+    f'{EVENT}, "price": 0', f'{EVENT}, "price": -0.0', f'{EVENT}, "price": 12', f'{EVENT}, "price": 1e308',
+    f'{EVENT}, "price": 100000000000000000000000000000',  # orjson: a float beyond 64 bits
+    f'{EVENT}, "price": 9007199254740993', f'{EVENT}, "quantity": 1', f'{EVENT}, "quantity": 9223372036854775807',
+    '"v": 1, ' + EVENT, EVENT.replace('"e1"', '"' + "é" * 128 + '"'), EVENT.replace('"s1"', '"s 😀 \\u00e9"'),
+    EVENT.replace('"event_id"', '"event\\u005fid"'), EVENT.replace('"e1"', '"e0", "event_id": "e1"'),
+    f'{EVENT}, "properties": {props(32)}', f'{EVENT}, "properties": {{"a": 1, "a": 2, "b": "\\u0000"}}',
+    f'{EVENT}, "properties": {{}}', f'{EVENT}, "properties": {{"deep": {"[" * 200}{"]" * 200}}}',
+]
+SLOW_VALID = [  # valid, but only the per-event path can tell
+    EVENT.replace("1763999995", '"2025-11-24T16:00:00+00:00"'), f'{EVENT}, "v": 1.0', f'{EVENT}, "v": true',
+    f'{EVENT}, "quantity": 9223372036854775808', f'{EVENT}, "quantity": 18446744073709551615',
+    EVENT.replace('"view"', '"teleport", "type": "view"'),
+    f'{EVENT}, "properties": {{"big": 100000000000000000000000000000, "small": -9223372036854775809}}',
+]
+INVALID = [
+    '"ts": 1763999995, "session_id": "s1", "type": "view", "item_id": "i1"', EVENT.replace('"s1"', "null"),
+    EVENT.replace(', "type": "view"', ""), EVENT.replace('"view"', "null"), EVENT.replace("1763999995", "null"),
+    EVENT.replace(', "ts": 1763999995', ""), EVENT.replace('"i1"', "42"), f'{EVENT}, "user_id": 5',
+    EVENT.replace("1763999995", "true"), EVENT.replace("1763999995", "[1763999995]"),
+    f'{EVENT}, "price": "cheap"', f'{EVENT}, "price": true', f'{EVENT}, "quantity": true',
+    f'{EVENT}, "quantity": 1.5', f'{EVENT}, "quantity": 2.0', f'{EVENT}, "quantity": 100000000000000000000000000000',
+    EVENT.replace('"i1"', '""'), EVENT.replace('"i1"', '"' + "x" * 129 + '"'), EVENT.replace('"i1"', '"a\\nb"'),
+    EVENT.replace('"e1"', '"e\\u0000"'), EVENT.replace('"s1"', '"s\\u00a0"'), f'{EVENT}, "category": ""',
+    f'{EVENT}, "user_id": "u\\t1"', EVENT.replace('"e1"', '"' + "é" * 129 + '"'),
+    EVENT.replace("1763999995", "12"), EVENT.replace("1763999995", "1764003600.001"),
+    EVENT.replace("1763999995", "946684799.999"), EVENT.replace("1763999995", "1e308"),
+    EVENT.replace("1763999995", "100000000000000000000000000000"), EVENT.replace("1763999995", "-1763999995"),
+    EVENT.replace("1763999995", '"2025-11-24T16:00:00"'), EVENT.replace("1763999995", '"yesterday"'),
+    EVENT.replace("1763999995", '"2035-11-24T16:00:00+00:00"'),
+    f'{EVENT}, "colour": "red"', f'{EVENT}, "V": 1', f'{EVENT}, "v": 2', f'{EVENT}, "v": "1"', f'{EVENT}, "v": null',
+    f'{EVENT}, "v": 0', EVENT.replace('"view"', '"teleport"'), EVENT.replace('"view"', '"VIEW"'),
+    EVENT.replace('"view"', "5"), EVENT.replace('"view"', "[]"), EVENT.replace('"view"', '"view", "type": "teleport"'),
+    f'{EVENT}, "properties": {{"blob": "{"x" * 9000}"}}', f'{EVENT}, "properties": [1]', f'{EVENT}, "properties": "x"',
+    f'{EVENT}, "properties": {props(33)}', f'{EVENT}, "price": -1', f'{EVENT}, "price": -1e-300',
+    f'{EVENT}, "quantity": 0', f'{EVENT}, "quantity": -1', f'{EVENT}, "quantity": -0',
+]
+NOT_OBJECTS = ["5", '"e1"', "null", "true", f"[{{{EVENT}}}]", "[]"]
+BAD_JSON = [
+    b"[{", b"not json", b"", b"NaN", b"[1,]", b"\xef\xbb\xbf[]", f"[{{{EVENT}}}] x".encode(),
+    f'{{{EVENT}, "price": 1e400}}'.encode(), f'{{{EVENT}, "price": 1{"0" * 400}}}'.encode(),
+    f"{{{EVENT}}}".replace("i1", "i\xff").encode("latin-1"), f"{{{EVENT}}}".replace("i1", "\\ud800").encode(),
+    f'{{{EVENT}, "properties": {{"deep": {"[" * 1100}{"]" * 1100}}}}}'.encode(),
+]
+
+
+def per_event(payload: bytes) -> tuple[list[Event], list[tuple[object, InvalidEvent]]]:
+    """The reference: decode_events + parse_event per event, as the worker did before parse_record."""
+    try:
+        raws = decode_events(payload)
+    except InvalidEvent as error:
+        return [], [(payload, error)]
+    valid, rejects = [], []
+    for raw in raws:
+        try:
+            valid.append(parse_event(raw, now=NOW))
+        except InvalidEvent as error:
+            rejects.append((raw, error))
+    return valid, rejects
+
+
+def verdicts(result: tuple[list[Event], list[tuple[object, InvalidEvent]]]) -> tuple[list[str], list[tuple]]:
+    """reprs, so that an int where a float is due (or -0.0 for 0.0) counts as a difference."""
+    valid, rejects = result
+    return [repr(event) for event in valid], [(repr(raw), error.as_dict()) for raw, error in rejects]
+
+
+def corpus() -> list[bytes]:
+    good, bad = [f"{{{fields}}}" for fields in FAST + SLOW_VALID], [f"{{{fields}}}" for fields in INVALID]
+    return [
+        *(o.encode() for o in good + bad),
+        *(f"[{o}]".encode() for o in good + bad),
+        f"[{', '.join(good)}]".encode(),
+        *(f"[{good[0]}, {wrong}, {good[1]}]".encode() for wrong in bad + NOT_OBJECTS),
+        f"[{', '.join(good + bad + NOT_OBJECTS)}]".encode(),
+        *(n.encode() for n in NOT_OBJECTS),
+        *BAD_JSON,
+    ]
+
+
+@pytest.mark.parametrize("payload", corpus())
+def test_parse_record_gives_the_per_event_verdicts(payload: bytes) -> None:
+    assert verdicts(parse_record(payload, NOW)) == verdicts(per_event(payload))
+
+
+def test_the_corpus_has_what_it_claims() -> None:
+    assert all(per_event(f"{{{fields}}}".encode())[0] for fields in FAST + SLOW_VALID)
+    assert not any(per_event(f"{{{fields}}}".encode())[0] for fields in INVALID)
+    reasons = {error.reason for payload in corpus() for _, error in per_event(payload)[1]}
+    assert reasons == {"missing_field", "wrong_type", "bad_id", "bad_timestamp", "unknown_field", "bad_version",
+                       "unknown_type", "too_large", "bad_value", "not_an_object", "invalid_json"}
+
+
+@pytest.mark.parametrize("fields", FAST)
+def test_valid_records_take_the_fast_path(fields: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(*_: object) -> None:
+        raise AssertionError("took the per-event path")
+
+    monkeypatch.setattr(events, "decode_events", slow)
+    monkeypatch.setattr(events, "parse_event", slow)
+    valid, rejects = parse_record(f"[{{{fields}}}, {{{EVENT}}}]".encode(), NOW)
+    assert (len(valid), rejects) == (2, [])
+    assert parse_record(f"{{{fields}}}".encode(), NOW) == (valid[:1], [])
