@@ -8,7 +8,7 @@ unknown user, session or item gives an empty list, never a silent insertion.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from shopstream.models.events import Event
@@ -63,6 +63,10 @@ class UserRecommender(Model):
     @abstractmethod
     def recommend_user(self, user_id: str, k: int) -> list[Scored]:
         """Top-k items for the user; empty if the user is unknown (callers fall back)."""
+
+    def recommend_users(self, user_ids: Sequence[str], k: int) -> list[list[Scored]]:
+        """The lists of many users at once; models override this when they can score them together."""
+        return [self.recommend_user(user_id, k) for user_id in user_ids]
 
 
 class ItemRecommender(Model):

@@ -140,6 +140,7 @@ class RecommenderStack:
         self._last_category: ExpiringDict[str, str] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
+        self._user_lists: dict[str, list[Scored]] = {}  # the user model's lists of the keys being recomputed
         # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
         self._trending_memo_since = -math.inf
@@ -199,6 +200,9 @@ class RecommenderStack:
         return BatchOutput(lists=self._recompute_all(dict(self._throttle.due(now))))
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
+        # The user model scores all touched users together (one matrix product per chunk, not one per user).
+        users = [key for kind, key in touched if kind == "user"]
+        self._user_lists = dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True))
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
@@ -267,8 +271,9 @@ class RecommenderStack:
         return ranked
 
     def _user_list(self, user_id: str, k: int) -> tuple[list[Scored], str]:
-        """The user model's list, else what the user's current session is being served."""
-        ranked = self.user_model.recommend_user(user_id, k)
+        """The user model's list (scored beforehand with the other touched users), else what the user's
+        current session is being served."""
+        ranked = self._user_lists.pop(user_id)
         if ranked:
             return _fill(ranked, self._trending(None), k), self.user_model.name
         session = self._last_session.peek(user_id)

@@ -84,3 +84,19 @@ def top_k(scores: np.ndarray, k: int, valid: np.ndarray | None = None) -> np.nda
     part = np.argpartition(-scores, k - 1)[:k]
     best = part[np.argsort(-scores[part], kind="stable")]
     return best[np.isfinite(scores[best])]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
+    """:func:`top_k` of each row of a 2-D array (``-inf`` never listed), in one vectorised pass.
+
+    >>> [row.tolist() for row in top_k_rows(np.array([[0.1, 0.9, 0.5], [0.7, -np.inf, 0.2]]), 2)]
+    [[1, 2], [0, 2]]
+    """
+    k = min(k, scores.shape[1])
+    if k <= 0:
+        return [np.empty(0, dtype=np.int64) for _ in range(scores.shape[0])]
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    best = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"),
+                              axis=1)
+    finite = np.isfinite(np.take_along_axis(scores, best, axis=1))
+    return [row[ok] for row, ok in zip(best, finite, strict=True)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -248,12 +248,18 @@ class ImplicitMF(UserRecommender):
 
     def item_scores(self, user_id: str) -> np.ndarray | None:
         """Predicted preference of a known user per item row (``item_index``); unused rows ``-inf``."""
-        if user_id not in self._users:
-            return None
+        known, scores = self.item_scores_many([user_id])
+        return scores[0] if known else None
+
+    def item_scores_many(self, user_ids: Sequence[str]) -> tuple[list[int], np.ndarray]:
+        """:meth:`item_scores` of the known ones among ``user_ids`` in one matrix product: their positions in
+        ``user_ids``, and one row of scores each."""
+        known = [i for i, user_id in enumerate(user_ids) if user_id in self._users]
         n = self._n_rows
-        scores = (self._factors[:n] @ self._user_factors[self._users[user_id][0]]).astype(np.float64)
-        scores[~self._in_use[:n]] = -np.inf
-        return scores
+        users = self._user_factors[[self._users[user_ids[i]][0] for i in known]]
+        scores = (users @ self._factors[:n].T).astype(np.float64)
+        scores[:, ~self._in_use[:n]] = -np.inf
+        return known, scores
 
     def in_use(self) -> np.ndarray:
         """Which item rows currently hold an item."""

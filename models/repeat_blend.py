@@ -12,16 +12,17 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
 from shopstream.models.events import Event
-from shopstream.models.item_index import top_k
+from shopstream.models.item_index import top_k_rows
 from shopstream.models.mf import ImplicitMF
 
 _MAX_EXPONENT = 50.0
+_CHUNK_CELLS = 1 << 21  # 16 MiB of float64 scores at a time
 
 
 class _History:
@@ -134,29 +135,39 @@ class RepeatBuyBlend(UserRecommender):
                 self._histories.move_to_end(event.user_id)
             history.add(event.item_id, weight, event.ts, self._tau, self.max_history)
 
-    def item_scores(self, user_id: str) -> np.ndarray | None:
-        """Blended score per row of ``mf.item_index``; ``None`` for an unknown user."""
-        history = self._histories.get(user_id)
-        preference = self._mf.item_scores(user_id)
-        if history is None or preference is None:
-            return None
-        scores = self._popularity_part().copy()
-        if self.mf_weight:
-            known = preference[np.isfinite(preference)]
-            if known.size:
-                low, high = known.min(), known.max()
-                scores += self.mf_weight * (preference - low) / (high - low or 1.0)
+    def item_scores_many(self, user_ids: Sequence[str]) -> tuple[list[int], np.ndarray]:
+        """Blended scores per row of ``mf.item_index`` of the users known to both parts: their positions
+        in ``user_ids``, and one row each, computed together (one matrix product, no loop over items)."""
+        known_to_mf, preference = self._mf.item_scores_many(user_ids)
+        keep = [j for j, i in enumerate(known_to_mf) if user_ids[i] in self._histories]
+        positions = [known_to_mf[j] for j in keep]
+        preference = preference[keep]
+        scores = np.repeat(self._popularity_part()[None, :], len(positions), axis=0)
+        if self.mf_weight and positions:
+            finite = np.isfinite(preference)
+            low = np.where(finite, preference, np.inf).min(axis=1, keepdims=True)
+            high = np.where(finite, preference, -np.inf).max(axis=1, keepdims=True)
+            span = np.where(high > low, high - low, 1.0)
+            scaled = np.where(finite.any(axis=1, keepdims=True), (preference - np.where(finite, low, 0.0)) / span, 0.0)
+            scores += self.mf_weight * scaled
         index = self._mf.item_index
-        rows, weights = [], []
-        for item, weight in history.scores.items():
-            row = index.get(item)
-            if row is not None:
-                rows.append(row)
-                weights.append(weight)
-        if rows:
-            own = np.asarray(weights)
-            scores[rows] += self.repeat_weight * own / own.max()
-        return scores
+        at_user: list[int] = []
+        at_row: list[int] = []
+        added: list[float] = []
+        for j, i in enumerate(positions):
+            rows, weights = [], []
+            for item, weight in self._histories[user_ids[i]].scores.items():
+                row = index.get(item)
+                if row is not None:
+                    rows.append(row)
+                    weights.append(weight)
+            if rows:
+                top = max(weights)
+                at_user += [j] * len(rows)
+                at_row += rows
+                added += [self.repeat_weight * w / top for w in weights]
+        scores[at_user, at_row] += added  # (user, item) pairs are distinct: no accumulation needed
+        return positions, scores
 
     def _popularity_part(self) -> np.ndarray:
         """The scaled popularity every user's blend starts from (unused rows ``-inf``), derived once per
@@ -171,11 +182,18 @@ class RepeatBuyBlend(UserRecommender):
         return self._shared[1]
 
     def recommend_user(self, user_id: str, k: int) -> list[Scored]:
-        scores = self.item_scores(user_id)
-        if scores is None:
-            return []
-        rows = top_k(scores, k)
-        return list(zip(self._mf.item_index.ids(rows), scores[rows].tolist(), strict=True))
+        return self.recommend_users([user_id], k)[0]
+
+    def recommend_users(self, user_ids: Sequence[str], k: int) -> list[list[Scored]]:
+        """Lists for many users, scored in chunks of at most ``_CHUNK_CELLS`` (user, item) cells."""
+        lists: list[list[Scored]] = [[] for _ in user_ids]
+        step = max(1, _CHUNK_CELLS // max(1, len(self._mf.item_index)))
+        ids = self._mf.item_index.ids
+        for start in range(0, len(user_ids), step):
+            positions, scores = self.item_scores_many(user_ids[start : start + step])
+            for i, row, best in zip(positions, scores, top_k_rows(scores, k), strict=True):
+                lists[start + i] = list(zip(ids(best), row[best].tolist(), strict=True))
+        return lists
 
     def size(self) -> dict[str, int]:
         return {**self._mf.size(), "histories": len(self._histories)}

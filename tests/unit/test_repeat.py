@@ -1,6 +1,10 @@
 """RepeatBuyBlend: own history leads, popularity fills, unknown users get nothing, state is bounded."""
 
 import pickle
+import random
+
+import numpy as np
+import pytest
 
 from shopstream.models.events import Event
 from shopstream.models.mf import ImplicitMF
@@ -47,3 +51,27 @@ def test_pickle_round_trip():
     _feed(model, [(float(n), f"u{n % 3}", f"i{n % 5}") for n in range(50)])
     clone = pickle.loads(pickle.dumps(model))
     assert clone.recommend_user("u1", 5) == model.recommend_user("u1", 5)
+
+
+def _blend_of_one_user(model: RepeatBuyBlend, user: str):
+    """The blend written out for one user, item by item: the oracle of the vectorised lists."""
+    preference = model._mf.item_scores(user)
+    known = preference[np.isfinite(preference)]
+    scores = model._popularity_part() + model.mf_weight * (preference - known.min()) / (known.max() - known.min())
+    own = {item: s for item, s in model._histories[user].scores.items() if item in model._mf.item_index}
+    for item, s in own.items():
+        scores[model._mf.item_index.get(item)] += model.repeat_weight * s / max(own.values())
+    order = sorted(range(scores.size), key=lambda row: -scores[row])
+    return {model._mf.item_index.ids(np.array([row]))[0]: scores[row] for row in order[:5] if np.isfinite(scores[row])}
+
+
+def test_many_users_are_scored_together_as_each_alone(monkeypatch):
+    rng = random.Random(0)
+    model = RepeatBuyBlend(mf=ImplicitMF(n_factors=8, seed=0), seed=0)
+    _feed(model, [(float(n), f"u{rng.randrange(30)}", f"i{int(rng.paretovariate(1.0)) % 40}") for n in range(2000)])
+    users = [f"u{n}" for n in range(30)] + ["stranger"]
+    monkeypatch.setattr("shopstream.models.repeat_blend._CHUNK_CELLS", 7 * 40)  # chunks of 7 users
+    lists = model.recommend_users(users, 5)
+    assert lists[-1] == [] and all(lists[:-1])
+    for user, got in zip(users[:-1], lists, strict=False):
+        assert dict(got) == pytest.approx(_blend_of_one_user(model, user))
