@@ -1,10 +1,10 @@
 """The worker's batch handler in-process, without Kafka or Faust: decode, validate, learn, serve, write.
 
-``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 100] [--window 5000]
-[--event-rate 100] [--gc-thresholds 700,10,10] [--profile]``
+``python -m shopstream.bench.handler_throughput [--events 100000] [--batch-records 200] [--step-events 40000]
+[--window 5000] [--event-rate 100] [--gc-thresholds 700,10,10] [--profile]``
 builds the bench's record format (events of the sessions of one partition per record) from the seeded
 generator and hands it to ``BatchHandler`` in batches of ``--batch-records`` records (the worker's
-``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~17,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
+``SHOPSTREAM_BATCH_MAX_RECORDS`` default: ~34,000 events in a catch-up), writing to the Redis of ``REDIS_URL``
 under a throw-away prefix. It prints events/s overall, the seconds each quarter of the stream took
 (state grows along the stream), and the RSS and model sizes half-way and at the end; ``--profile``
 prints a pyinstrument tree of the handler.
@@ -27,7 +27,7 @@ from shopstream.bench.topics import EVENT_RATE, synthetic
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
-from shopstream.streams.batch import BatchHandler, Record, tune_garbage_collector
+from shopstream.streams.batch import BatchHandler, Record, tune_process
 from shopstream.streams.redis_sink import RedisSink
 
 PARTITIONS = 8
@@ -78,7 +78,7 @@ async def run(batches: list[list[Record]], events: int, redis_url: str, step_eve
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-records", type=int, default=100)
+    parser.add_argument("--batch-records", type=int, default=200)
     parser.add_argument("--window", type=int, default=5000,
                         help="events grouped per partition at a time: 5000 as the bench's preload, "
                              "100 as a paced producer's 20 ms tick at 5,000 events/s")
@@ -86,11 +86,11 @@ def main() -> None:
                         help="events per second of event time (the bench's live phase: its offered rate)")
     parser.add_argument("--gc-thresholds", default=None,
                         help="e.g. 700,10,10 (Python's default) instead of the worker's GC_THRESHOLDS")
-    parser.add_argument("--step-events", type=int, default=5000,
+    parser.add_argument("--step-events", type=int, default=40_000,
                         help="the worker's SHOPSTREAM_BATCH_STEP_EVENTS: lists are recomputed once per step")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    tune_garbage_collector()  # as the worker does
+    tune_process()  # as the worker does
     if args.gc_thresholds:
         gc.set_threshold(*(int(x) for x in args.gc_thresholds.split(",")))
     recs = records(args.events, args.window, args.event_rate)

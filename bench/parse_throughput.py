@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from shopstream.bench.handler_throughput import records
 from shopstream.models.events import Event, decode_events, parse_event, parse_record
-from shopstream.streams.batch import tune_garbage_collector
+from shopstream.streams.batch import tune_process
 
 Parse = Callable[[bytes, float], list[Event]]
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    tune_garbage_collector()  # as the worker does
+    tune_process()  # as the worker does
     payloads = [record.value for record in records(args.events, args.window)]
     now = time.time()
     if [whole_record(p, now) for p in payloads] != [per_event(p, now) for p in payloads]:

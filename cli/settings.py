@@ -44,9 +44,9 @@ class WorkerSettings(CommonSettings):
     data_dir: str = Field(os.path.join(tempfile.gettempdir(), "shopstream-worker"), min_length=1)
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
-    batch_max_records: int = Field(100, ge=1, le=100_000)
+    batch_max_records: int = Field(200, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0, le=10)
-    batch_step_events: int = Field(5000, ge=1, le=1_000_000)
+    batch_step_events: int = Field(40_000, ge=1, le=1_000_000)
     top_k: int = Field(20, ge=1, le=500)
     ttl_session_s: int = Field(2 * 3600, ge=1)
     ttl_user_s: int = Field(30 * 86400, ge=1)

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from shopstream.models.base import (
@@ -164,6 +165,7 @@ class RecommenderStack:
             if not self._seen.first_time(event.event_id):
                 out.duplicates[event.type] += 1
                 continue
+            _intern_ids(event)
             fresh.append(event)
             out.learned[event.type] += 1
             if event.type in POSITIVE_TYPES:
@@ -299,6 +301,17 @@ class RecommenderStack:
             for kind, n in model.size().items():
                 sizes[kind] = max(sizes.get(kind, 0), n)
         return sizes
+
+
+def _intern_ids(event: Event) -> None:
+    """One string per id, whatever event it came in: the histories, graphs, sessions and lists that keep
+    an id then share it instead of each holding its own copy from JSON decoding."""
+    event.session_id = intern(event.session_id)
+    event.item_id = intern(event.item_id)
+    if event.user_id is not None:
+        event.user_id = intern(event.user_id)
+    if event.category is not None:
+        event.category = intern(event.category)
 
 
 def _fill(ranked: list[Scored], fallback: list[Scored], k: int) -> list[Scored]:

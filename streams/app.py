@@ -19,7 +19,7 @@ from shopstream.kafka_admin import ensure_pipeline_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
-from shopstream.streams.batch import BatchHandler, Record, tune_garbage_collector
+from shopstream.streams.batch import BatchHandler, Record, tune_process
 from shopstream.streams.redis_sink import RedisSink
 
 settings = load(WorkerSettings)
@@ -97,14 +97,17 @@ async def flush_throttled_lists() -> None:
 @app.timer(interval=5.0)
 async def export_gauges() -> None:
     """Model sizes and consumer lag, sampled rather than updated on the hot path."""
-    for kind, n in stack.size().items():
+    async with handler.lock:  # a batch step may be changing the stack in its thread
+        sizes, evictions = stack.size(), stack.evictions()
+        errors = {series: (e.absolute, e.actual, e.windows) for series, e in stack.forecaster.errors.items()}
+    for kind, n in sizes.items():
         metrics.MODEL_ENTITIES.labels(kind).set(n)
-    for kind, n in stack.evictions().items():
+    for kind, n in evictions.items():
         metrics.export_cumulative(metrics.MODEL_EVICTIONS, (kind,), n)
-    for series, error in stack.forecaster.errors.items():
-        metrics.export_cumulative(metrics.FORECAST_ABS_ERROR, (series,), error.absolute)
-        metrics.export_cumulative(metrics.FORECAST_ACTUAL, (series,), error.actual)
-        metrics.export_cumulative(metrics.FORECAST_WINDOWS, (series,), error.windows)
+    for series, (absolute, actual, windows) in errors.items():
+        metrics.export_cumulative(metrics.FORECAST_ABS_ERROR, (series,), absolute)
+        metrics.export_cumulative(metrics.FORECAST_ACTUAL, (series,), actual)
+        metrics.export_cumulative(metrics.FORECAST_WINDOWS, (series,), windows)
     consumer = app.consumer
     metrics.CONSUMER_LAG.clear()  # partitions lost in a rebalance must not keep their last lag
     for tp in consumer.assignment():
@@ -145,6 +148,6 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
     asyncio.run(ensure_pipeline_topics(settings))
-    tune_garbage_collector()
+    tune_process()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

@@ -6,11 +6,14 @@ so the agent stays a loop that hands batches here and acknowledges them after th
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+from threadpoolctl import threadpool_limits
 
 from shopstream.models.engine import BatchOutput, RecommenderStack
 from shopstream.models.events import Event, dead_letter, parse_record
@@ -34,8 +37,11 @@ class Record:
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def tune_garbage_collector() -> None:
-    """Set the thresholds and time every collection into ``shopstream_gc_pause_seconds``."""
+def tune_process() -> None:
+    """The worker's process settings: one BLAS thread (a worker is one core's work; the matrix products of
+    a batch are small and the other core runs the broker, Redis or another worker), and the collector
+    thresholds, with every collection timed into ``shopstream_gc_pause_seconds``."""
+    threadpool_limits(1)
     gc.set_threshold(*GC_THRESHOLDS)
     started: list[float] = []
 
@@ -55,14 +61,17 @@ class BatchHandler:
     """Processes batches for the agent; returns only when Redis and the DLQ have acknowledged."""
 
     def __init__(
-        self, stack: RecommenderStack, sink: RedisSink, send_dead_letters: DeadLetterSend, step_events: int = 5000
+        self, stack: RecommenderStack, sink: RedisSink, send_dead_letters: DeadLetterSend, step_events: int
     ) -> None:
         self.stack = stack
         self.sink = sink
         self.send_dead_letters = send_dead_letters
-        # A batch is learned and written in steps of at most this many events: the worker's web pages
-        # (metrics, health) share its event loop and answer between steps, not after a whole catch-up batch.
+        # A batch is learned and written in steps of at most this many events; each touched list is
+        # recomputed once per step, so larger steps do less work per event when the worker catches up.
         self.step_events = step_events
+        # Steps run in a thread, so the event loop (Kafka heartbeats, /metrics, health) answers during a
+        # long step; whoever reads or changes the stack from the loop holds this lock.
+        self.lock = asyncio.Lock()
         self._clock: tuple[float, float] | None = None  # (newest event time, wall time when it was processed)
 
     async def handle(self, records: Sequence[Record]) -> int:
@@ -80,7 +89,8 @@ class BatchHandler:
                 reasons[error.reason] += 1
         for start in range(0, len(valid), self.step_events):
             step = valid[start : start + self.step_events]
-            out = self.stack.process(step)
+            async with self.lock:
+                out = await asyncio.to_thread(self.stack.process, step)
             self._clock = (max(event.ts for event, _ in step), time.time())
             self._count(out, await self.sink.write(out.lists))
         if rejects:
@@ -99,7 +109,8 @@ class BatchHandler:
         if self._clock is None:
             return
         newest, seen_at = self._clock
-        out = self.stack.flush(newest + time.time() - seen_at)
+        async with self.lock:
+            out = self.stack.flush(newest + time.time() - seen_at)
         if out.lists:
             self._count(out, await self.sink.write(out.lists))
 

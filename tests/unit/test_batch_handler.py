@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ from shopstream.models.engine import RecList, RecommenderStack, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
+
+STEP = 40_000  # the worker's default SHOPSTREAM_BATCH_STEP_EVENTS
 
 
 class MemorySink:
@@ -40,7 +43,7 @@ async def test_valid_events_are_learned_and_rejects_dead_lettered() -> None:
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         letters.extend(records)
 
-    handler = BatchHandler(RecommenderStack(StackConfig(session_model="transitions")), sink, send)  # type: ignore[arg-type]
+    handler = BatchHandler(RecommenderStack(StackConfig(session_model="transitions")), sink, send, STEP)  # type: ignore[arg-type]
     now = time.time()
     good = {"event_id": "h1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
     before = (metric("shopstream_events_total", type="view", outcome="processed"),
@@ -75,7 +78,7 @@ async def test_records_of_valid_events_skip_the_per_event_path(monkeypatch: pyte
 
     monkeypatch.setattr(events, "decode_events", slow)
     monkeypatch.setattr(events, "parse_event", slow)
-    handler = BatchHandler(RecommenderStack(), sink, send)  # type: ignore[arg-type]
+    handler = BatchHandler(RecommenderStack(), sink, send, STEP)  # type: ignore[arg-type]
     generated = SyntheticTraffic(seed=3, start_ts=time.time() - 600, rate=1.0).take(600)
     assert await handler.handle([record(*generated[i : i + 200]) for i in range(0, 600, 200)]) == 600
     assert sink.batches
@@ -89,7 +92,7 @@ async def test_a_failing_sink_fails_the_batch_so_it_is_not_acknowledged() -> Non
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         raise AssertionError("dead letters must wait for the Redis write")
 
-    handler = BatchHandler(RecommenderStack(), BrokenSink(), send)  # type: ignore[arg-type]
+    handler = BatchHandler(RecommenderStack(), BrokenSink(), send, STEP)  # type: ignore[arg-type]
     good = {"event_id": "b1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
     with pytest.raises(RuntimeError):
         await handler.handle([record(good), record(raw=b"{")])
@@ -145,7 +148,7 @@ async def test_an_idle_stream_still_gets_its_throttled_lists() -> None:
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(RecommenderStack(StackConfig(trending_refresh_s=0.2)), sink, send)  # type: ignore[arg-type]
+    handler = BatchHandler(RecommenderStack(StackConfig(trending_refresh_s=0.2)), sink, send, STEP)  # type: ignore[arg-type]
     now = time.time()
     first = {"event_id": "f1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
     await handler.handle([record(first)])
@@ -154,3 +157,34 @@ async def test_an_idle_stream_still_gets_its_throttled_lists() -> None:
     time.sleep(0.25)
     await handler.flush_idle()
     assert "trending" in {r.kind for r in sink.batches[-1]}
+
+
+async def test_the_event_loop_answers_while_a_step_runs_and_the_stack_is_locked() -> None:
+    """A long step (a catch-up's) runs in a thread: the loop keeps serving, and waits for the stack."""
+
+    class SlowStack(RecommenderStack):
+        def process(self, batch):  # type: ignore[no-untyped-def]
+            time.sleep(0.4)  # holds the GIL only in bytecode slices, as model code does
+            return super().process(batch)
+
+    async def send(_: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(SlowStack(), MemorySink(), send, STEP)  # type: ignore[arg-type]
+    now = time.time()
+    batch = [record({"event_id": "t1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"})]
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    handling = asyncio.create_task(handler.handle(batch))
+    await asyncio.sleep(0.1)
+    assert handler.lock.locked()  # the step holds the stack
+    await handling
+    ticker.cancel()
+    assert len([t for t in ticks if started < t < started + 0.4]) >= 10
