@@ -134,8 +134,13 @@ def _optional_number(raw: dict[str, Any], name: str, integer: bool) -> Any:
 
 
 def _check_properties(properties: Any) -> None:
-    if isinstance(properties, dict) and len(orjson.dumps(properties)) > MAX_EVENT_BYTES:
-        raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
+    if isinstance(properties, dict):
+        try:
+            size = len(orjson.dumps(properties))
+        except orjson.JSONEncodeError:  # nested beyond orjson's depth limit (254)
+            raise InvalidEvent("bad_value", "properties are nested too deeply", "properties") from None
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
     if not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES:
         detail = f"properties must be an object of <= {MAX_PROPERTIES} keys"
         raise InvalidEvent("bad_value", detail, "properties")
@@ -268,5 +273,8 @@ def dead_letter(raw: Any, error: InvalidEvent, source: str, now: float) -> bytes
     """
     if isinstance(raw, bytes | bytearray):
         raw = bytes(raw[:MAX_DEAD_LETTER_RAW]).decode("utf-8", errors="replace")
-    return orjson.dumps({**error.as_dict(), "source": source, "rejected_at": now, "raw": raw},
-                        default=repr)
+    letter = {**error.as_dict(), "source": source, "rejected_at": now, "raw": raw}
+    try:
+        return orjson.dumps(letter, default=repr)
+    except orjson.JSONEncodeError:  # too deep to encode as JSON: kept as text, cut like raw bytes
+        return orjson.dumps({**letter, "raw": repr(raw)[:MAX_DEAD_LETTER_RAW]})

@@ -84,6 +84,14 @@ def test_records_round_trip_and_dead_letters_keep_the_payload() -> None:
                       "rejected_at": NOW, "raw": {"x": 1}}
     huge = orjson.loads(dead_letter(b"\xff" * 100_000, InvalidEvent("invalid_json", "bad"), "collector", NOW))
     assert len(huge["raw"]) == 65_536
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    raw = {**GOOD, "properties": {"deep": deep}}
+    with pytest.raises(InvalidEvent, match="nested too deeply"):
+        parse_event(raw, now=NOW)
+    letter = orjson.loads(dead_letter(raw, InvalidEvent("bad_value", "deep", "properties"), "worker", NOW))
+    assert letter["reason"] == "bad_value" and letter["raw"].startswith("{'event_id': 'e1'")
 
 
 # parse_record: the same verdicts as decode_events + parse_event, per event. The corpus is raw JSON text, so
@@ -137,6 +145,7 @@ INVALID = [
     f'{EVENT}, "properties": {{"blob": "{"x" * 9000}"}}', f'{EVENT}, "properties": [1]', f'{EVENT}, "properties": "x"',
     f'{EVENT}, "properties": {props(33)}', f'{EVENT}, "price": -1', f'{EVENT}, "price": -1e-300',
     f'{EVENT}, "quantity": 0', f'{EVENT}, "quantity": -1', f'{EVENT}, "quantity": -0',
+    f'{EVENT}, "properties": {{"deep": {"[" * 300}{"]" * 300}}}',  # decodes, but orjson cannot encode it back
 ]
 NOT_OBJECTS = ["5", '"e1"', "null", "true", f"[{{{EVENT}}}]", "[]"]
 BAD_JSON = [
