@@ -19,7 +19,7 @@ from shopstream.kafka_admin import ensure_pipeline_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
-from shopstream.streams.batch import BatchHandler, Record, tune_process
+from shopstream.streams.batch import BatchHandler, Record, release_free_memory, tune_process
 from shopstream.streams.redis_sink import RedisSink
 
 settings = load(WorkerSettings)
@@ -95,6 +95,11 @@ async def learn_and_serve(stream: faust.StreamT) -> None:
 @app.timer(interval=1.0)
 async def flush_throttled_lists() -> None:
     await handler.flush_idle()
+
+
+@app.timer(interval=2.0)
+async def return_memory() -> None:
+    release_free_memory()
 
 
 @app.timer(interval=5.0)

@@ -7,6 +7,7 @@ so the agent stays a loop that hands batches here and acknowledges them after th
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import time
 from collections import Counter
@@ -53,6 +54,24 @@ def tune_process() -> None:
             metrics.GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started.pop())
 
     gc.callbacks.append(observe)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to call
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the heap pages freed since the last call back to the OS (glibc's ``malloc_trim``, as Dask's
+    workers do). A catch-up batch's records, events and lists are freed after its Redis write, but glibc
+    keeps the pages, so without this the RSS ratchets up to the largest batch's high-water mark."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 DeadLetterSend = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 import orjson
+import psutil
 import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -14,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shopstream.models import events
 from shopstream.models.engine import RecList, RecommenderStack, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.streams import batch
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
@@ -188,3 +190,14 @@ async def test_the_event_loop_answers_while_a_step_runs_and_the_stack_is_locked(
     await handling
     ticker.cancel()
     assert len([t for t in ticks if started < t < started + 0.4]) >= 10
+
+
+@pytest.mark.skipif(batch._MALLOC_TRIM is None, reason="malloc_trim is glibc's; CI runs on glibc")
+def test_freed_heap_pages_go_back_to_the_os() -> None:
+    rss = psutil.Process().memory_info
+    chunks = [bytearray(4000) for _ in range(50_000)]  # ~200 MB on the heap, under glibc's mmap threshold
+    survivors = chunks[::100]  # a few live chunks pin the heap: free() alone hands nothing back
+    del chunks
+    before = rss().rss
+    batch.release_free_memory()
+    assert before - rss().rss > 100 * 2**20 and len(survivors) == 500
