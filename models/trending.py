@@ -8,7 +8,7 @@ overflow. Scores sit in one NumPy array per scope, so top-k never loops over the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -43,49 +43,26 @@ class DecayedScores:
         return len(self._index)
 
     def add(self, item_id: str, weight: float, ts: float) -> None:
-        self.add_many([item_id], [weight], [ts])
-
-    def add_many(self, item_ids: Sequence[str], weights: Sequence[float], timestamps: Sequence[float]) -> None:
-        """Add a batch of weighted events in one vectorised pass.
-
-        The sum is the same as adding them one by one; a score is floored at zero after the batch rather
-        than after each removal, and room for the batch's new items is made before any is added.
-        """
-        if not item_ids:
-            return
-        ts = np.asarray(timestamps, dtype=np.float64)
-        newest = float(ts.max())
         if self._t_ref is None:
-            self._t_ref = float(ts.min())
-        if (newest - self._t_ref) / self._tau > _MAX_EXPONENT:
-            self._scores *= math.exp((self._t_ref - newest) / self._tau)
-            self._t_ref = newest
-        self._t_now = max(self._t_now, newest)
-        get = self._index.get
-        rows = [get(item_id) for item_id in item_ids]
-        new = {item_id for item_id, row, w in zip(item_ids, rows, weights, strict=True) if row is None and w > 0}
-        if len(new) > self.capacity:  # more new items than room: in halves, the later evicting the earlier
-            half = len(item_ids) // 2
-            self.add_many(item_ids[:half], weights[:half], timestamps[:half])
-            self.add_many(item_ids[half:], weights[half:], timestamps[half:])
-            return
-        if new:
-            missing = len(new) - (self.capacity - len(self._index))
-            if missing > 0:
-                self._evict(missing)
-            for item_id in new:
-                self._scores[self._index.add(item_id)] = 0.0
-            rows = [get(item_id) for item_id in item_ids]
-        keep = np.fromiter((row is not None for row in rows), dtype=bool, count=len(rows))
-        at = np.fromiter((row for row in rows if row is not None), dtype=np.int64)
-        added = np.asarray(weights, dtype=np.float64)[keep] * np.exp((ts[keep] - self._t_ref) / self._tau)
-        np.add.at(self._scores, at, added)
-        self._scores[at] = np.maximum(self._scores[at], 0.0)
+            self._t_ref = ts
+        if (ts - self._t_ref) / self._tau > _MAX_EXPONENT:
+            self._scores *= math.exp((self._t_ref - ts) / self._tau)
+            self._t_ref = ts
+        self._t_now = max(self._t_now, ts)
+        row = self._index.get(item_id)
+        if row is None:
+            if weight <= 0:
+                return
+            if self._index.full:
+                self._evict()
+            row = self._index.add(item_id)
+            self._scores[row] = 0.0
+        self._scores[row] = max(0.0, self._scores[row] + weight * math.exp((ts - self._t_ref) / self._tau))
 
-    def _evict(self, needed: int) -> None:
-        """Drop the weakest tenth (or more, if a batch needs more room) in one vectorised pass."""
+    def _evict(self) -> None:
+        """Drop the weakest tenth in one vectorised pass, so eviction is rare and cheap."""
         rows = self._index.rows_in_use()
-        n = min(len(rows), max(needed, len(rows) // 10))
+        n = max(1, len(rows) // 10)  # full, so every row below ``high`` is in use
         weakest = rows[np.argpartition(self._scores[rows], n - 1)[:n]]
         for item_id in self._index.ids(weakest):
             self._index.remove(item_id)
@@ -144,29 +121,16 @@ class Trending(GlobalRecommender):
         self._by_category: LRUDict[str, DecayedScores] = LRUDict(max_categories)
 
     def learn_one(self, event: Event) -> None:
-        self.learn_many([event])
-
-    def learn_many(self, events: Iterable[Event]) -> None:
-        """Gather the batch per scope (overall, each category), then add each scope's part at once."""
-        weights = self._weights
-        scopes: dict[str | None, tuple[list[str], list[float], list[float]]] = {}
-        for event in events:
-            weight = weights.get(event.type, 0.0)
-            if weight == 0.0:
-                continue
-            for scope in (None, event.category) if event.category is not None else (None,):
-                items, ws, ts = scopes.get(scope) or scopes.setdefault(scope, ([], [], []))
-                items.append(event.item_id)
-                ws.append(weight)
-                ts.append(event.ts)
-        for scope, (items, ws, ts) in scopes.items():
-            if scope is None:
-                self._global.add_many(items, ws, ts)
-                continue
-            scores = self._by_category.get(scope)
+        weight = self._weights.get(event.type, 0.0)
+        if weight == 0.0:
+            return
+        self._global.add(event.item_id, weight, event.ts)
+        if event.category is not None:
+            scores = self._by_category.get(event.category)
             if scores is None:
-                scores = self._by_category[scope] = DecayedScores(self.half_life_s, max(10, self.max_items // 10))
-            scores.add_many(items, ws, ts)
+                scores = DecayedScores(self.half_life_s, max(10, self.max_items // 10))
+                self._by_category[event.category] = scores
+            scores.add(event.item_id, weight, event.ts)
 
     def top(self, k: int, category: str | None = None) -> list[Scored]:
         if category is None:
