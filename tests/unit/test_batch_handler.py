@@ -16,7 +16,7 @@ from shopstream.models import events
 from shopstream.models.engine import RecList, RecommenderStack, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams import batch
-from shopstream.streams.batch import THREAD_MIN_EVENTS, BatchHandler, Record
+from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
 STEP = 40_000  # the worker's default SHOPSTREAM_BATCH_STEP_EVENTS
@@ -174,8 +174,7 @@ async def test_the_event_loop_answers_while_a_step_runs_and_the_stack_is_locked(
 
     handler = BatchHandler(SlowStack(), MemorySink(), send, STEP)  # type: ignore[arg-type]
     now = time.time()
-    batch = [record(*({"event_id": f"t{i}", "ts": now, "session_id": f"s{i}", "type": "view", "item_id": "i1"}
-                      for i in range(THREAD_MIN_EVENTS)))]
+    batch = [record({"event_id": "t1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"})]
     ticks: list[float] = []
 
     async def tick() -> None:
