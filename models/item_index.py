@@ -13,6 +13,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -40,6 +42,11 @@ class ItemIndex:
 
     def get(self, item_id: str) -> int | None:
         return self._rows.get(item_id)
+
+    @property
+    def row_of(self) -> Callable[[str], int | None]:
+        """:meth:`get` as the C ``dict.get`` itself, for loops over many items."""
+        return self._rows.get
 
     def add(self, item_id: str) -> int:
         """The item's row, assigning one if new; raises when full (callers evict first)."""

@@ -22,7 +22,8 @@ from shopstream.models.item_index import top_k_rows
 from shopstream.models.mf import ImplicitMF
 
 _MAX_EXPONENT = 50.0
-_CHUNK_CELLS = 1 << 21  # 16 MiB of float64 scores at a time
+_CHUNK_USERS = 64  # users scored together: their histories and the popular items are the candidates
+_CANDIDATES = 200  # most popular items every user's list is first ranked among
 
 
 class _History:
@@ -112,7 +113,7 @@ class RepeatBuyBlend(UserRecommender):
         self._tau = history_half_life_s / math.log(2)
         self._histories: OrderedDict[str, _History] = OrderedDict()  # recency order
         self._evicted_histories = 0
-        self._shared: tuple[int, np.ndarray] | None = None
+        self._shared: tuple[int, tuple[np.ndarray, np.ndarray, float]] | None = None
 
     def learn_one(self, event: Event) -> None:
         self.learn_many((event,))
@@ -135,64 +136,107 @@ class RepeatBuyBlend(UserRecommender):
                 self._histories.move_to_end(event.user_id)
             history.add(event.item_id, weight, event.ts, self._tau, self.max_history)
 
-    def item_scores_many(self, user_ids: Sequence[str]) -> tuple[list[int], np.ndarray]:
-        """Blended scores per row of ``mf.item_index`` of the users known to both parts: their positions
-        in ``user_ids``, and one row each, computed together (one matrix product, no loop over items)."""
-        known_to_mf, preference = self._mf.item_scores_many(user_ids)
-        keep = [j for j, i in enumerate(known_to_mf) if user_ids[i] in self._histories]
-        positions = [known_to_mf[j] for j in keep]
-        preference = preference[keep]
-        scores = np.repeat(self._popularity_part()[None, :], len(positions), axis=0)
-        if self.mf_weight and positions:
-            finite = np.isfinite(preference)
-            low = np.where(finite, preference, np.inf).min(axis=1, keepdims=True)
-            high = np.where(finite, preference, -np.inf).max(axis=1, keepdims=True)
-            span = np.where(high > low, high - low, 1.0)
-            scaled = np.where(finite.any(axis=1, keepdims=True), (preference - np.where(finite, low, 0.0)) / span, 0.0)
-            scores += self.mf_weight * scaled
-        index = self._mf.item_index
+    def item_scores_many(
+        self, user_ids: Sequence[str], rows: np.ndarray | None = None
+    ) -> tuple[list[int], np.ndarray]:
+        """Blended scores of the users known to both parts: their positions in ``user_ids``, and one row
+        each, over every row of ``mf.item_index`` (or over ``rows`` only), computed together."""
+        with_history = [i for i, user_id in enumerate(user_ids) if user_id in self._histories]
+        return self._blend(user_ids, with_history, [self._own_rows(user_ids[i]) for i in with_history], rows)
+
+    def _blend(
+        self, user_ids: Sequence[str], with_history: list[int], own: list[dict[int, float]], rows: np.ndarray | None
+    ) -> tuple[list[int], np.ndarray]:
+        known, preference = self._mf.item_scores_many([user_ids[i] for i in with_history])
+        positions = [with_history[j] for j in known]
+        popularity = self._popularity_part()
+        columns = slice(None) if rows is None else rows
+        unused = ~self._mf.in_use()
+        if self.mf_weight and positions and not unused.all():
+            # In place, a few passes over the (users x items) matrix: the MF part is min-max scaled over
+            # every item in use (unused item rows are -inf in every row), whichever columns are kept.
+            preference[:, unused] = np.inf
+            low = preference.min(axis=1, keepdims=True)
+            preference[:, unused] = -np.inf
+            high = preference.max(axis=1, keepdims=True)
+            scores = preference[:, columns]
+            scores -= low
+            scores *= self.mf_weight / np.where(high > low, high - low, 1.0)
+            scores += popularity[columns]
+        else:
+            scores = np.repeat(popularity[columns][None, :], len(positions), axis=0)
+        column_of = None if rows is None else dict(zip(rows.tolist(), range(len(rows)), strict=True))
         at_user: list[int] = []
-        at_row: list[int] = []
+        at_column: list[int] = []
         added: list[float] = []
-        for j, i in enumerate(positions):
-            rows, weights = [], []
-            for item, weight in self._histories[user_ids[i]].scores.items():
-                row = index.get(item)
-                if row is not None:
-                    rows.append(row)
-                    weights.append(weight)
-            if rows:
-                top = max(weights)
-                at_user += [j] * len(rows)
-                at_row += rows
-                added += [self.repeat_weight * w / top for w in weights]
-        scores[at_user, at_row] += added  # (user, item) pairs are distinct: no accumulation needed
+        for j, history in enumerate(own[j] for j in known):
+            if history:
+                scale = self.repeat_weight / max(history.values())
+                at_user += [j] * len(history)
+                at_column += list(history) if column_of is None else [column_of[row] for row in history]
+                added += [w * scale for w in history.values()]
+        scores[at_user, at_column] += added  # (user, item) pairs are distinct: no accumulation needed
         return positions, scores
+
+    def _own_rows(self, user_id: str) -> dict[int, float]:
+        """The user's history by item row (items the MF has dropped have no row, and no say)."""
+        row_of = self._mf.item_index.row_of
+        return {row: weight for item, weight in self._histories[user_id].scores.items()
+                if (row := row_of(item)) is not None}
 
     def _popularity_part(self) -> np.ndarray:
         """The scaled popularity every user's blend starts from (unused rows ``-inf``), derived once per
         MF update, not once per user list."""
+        return self._shared_parts()[0]
+
+    def _shared_parts(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per MF update: the popularity part, the rows of its ``_CANDIDATES`` largest, and the largest
+        popularity part outside them (``-inf`` if every item in use is a candidate)."""
         if self._shared is None or self._shared[0] != self._mf.updates:
             popularity = self._mf.popularity()
             part = np.zeros(popularity.size)
             if self.popularity_weight and popularity.size and popularity.max() > 0:
                 part += self.popularity_weight * popularity / popularity.max()
             part[~self._mf.in_use()] = -np.inf
-            self._shared = (self._mf.updates, part)
+            in_use = np.flatnonzero(np.isfinite(part))
+            if len(in_use) > _CANDIDATES:
+                order = np.argpartition(-part[in_use], _CANDIDATES)
+                top, beyond = in_use[order[:_CANDIDATES]], float(part[in_use[order[_CANDIDATES]]])
+            else:
+                top, beyond = in_use, -np.inf
+            self._shared = (self._mf.updates, (part, top, beyond))
         return self._shared[1]
 
     def recommend_user(self, user_id: str, k: int) -> list[Scored]:
         return self.recommend_users([user_id], k)[0]
 
     def recommend_users(self, user_ids: Sequence[str], k: int) -> list[list[Scored]]:
-        """Lists for many users, scored in chunks of at most ``_CHUNK_CELLS`` (user, item) cells."""
+        """Lists for many users, ranked first among candidates: the most popular items and their own.
+
+        Any other item scores at most the largest popularity part outside the candidates plus
+        ``mf_weight`` (the MF part is scaled to [0, 1]; it has no history part): a list whose k-th
+        score is above that is exact. The rare user whose list is not is ranked over every item.
+        """
         lists: list[list[Scored]] = [[] for _ in user_ids]
-        step = max(1, _CHUNK_CELLS // max(1, len(self._mf.item_index)))
         ids = self._mf.item_index.ids
-        for start in range(0, len(user_ids), step):
-            positions, scores = self.item_scores_many(user_ids[start : start + step])
+        _, top, beyond = self._shared_parts()
+        bound = beyond + self.mf_weight
+        for start in range(0, len(user_ids), _CHUNK_USERS):
+            chunk = user_ids[start : start + _CHUNK_USERS]
+            with_history = [i for i, user_id in enumerate(chunk) if user_id in self._histories]
+            own = [self._own_rows(chunk[i]) for i in with_history]
+            rows = np.union1d(top, np.fromiter((row for rows in own for row in rows), dtype=np.int64))
+            positions, scores = self._blend(chunk, with_history, own, rows)
+            unsure = []
             for i, row, best in zip(positions, scores, top_k_rows(scores, k), strict=True):
-                lists[start + i] = list(zip(ids(best), row[best].tolist(), strict=True))
+                if (len(best) == k and row[best[-1]] > bound) or bound == -np.inf:
+                    lists[start + i] = list(zip(ids(rows[best]), row[best].tolist(), strict=True))
+                else:
+                    unsure.append(start + i)
+            if unsure:
+                positions, scores = self.item_scores_many([user_ids[i] for i in unsure])
+                for i, row, best in zip(positions, scores, top_k_rows(scores, k), strict=True):
+                    lists[unsure[i]] = list(zip(ids(best), row[best].tolist(), strict=True))
         return lists
 
     def size(self) -> dict[str, int]:

@@ -67,11 +67,18 @@ def _blend_of_one_user(model: RepeatBuyBlend, user: str):
 
 def test_many_users_are_scored_together_as_each_alone(monkeypatch):
     rng = random.Random(0)
-    model = RepeatBuyBlend(mf=ImplicitMF(n_factors=8, seed=0), seed=0)
+    model = RepeatBuyBlend(mf=ImplicitMF(n_factors=8, max_items=25, seed=0), seed=0)  # 40 items: evictions
     _feed(model, [(float(n), f"u{rng.randrange(30)}", f"i{int(rng.paretovariate(1.0)) % 40}") for n in range(2000)])
     users = [f"u{n}" for n in range(30)] + ["stranger"]
-    monkeypatch.setattr("shopstream.models.repeat_blend._CHUNK_CELLS", 7 * 40)  # chunks of 7 users
+    monkeypatch.setattr("shopstream.models.repeat_blend._CHUNK_USERS", 7)
+    monkeypatch.setattr("shopstream.models.repeat_blend._CANDIDATES", 4)  # some lists need more: a fallback
+    model._shared = None
+    ranked_over_all: list[str] = []
+    over_all = model.item_scores_many
+    monkeypatch.setattr(model, "item_scores_many", lambda ids, rows=None: (ranked_over_all.extend(ids),
+                                                                           over_all(ids, rows))[1])
     lists = model.recommend_users(users, 5)
     assert lists[-1] == [] and all(lists[:-1])
+    assert 0 < len(ranked_over_all) < 30  # both ways were taken: among candidates, and over every item
     for user, got in zip(users[:-1], lists, strict=False):
         assert dict(got) == pytest.approx(_blend_of_one_user(model, user))
