@@ -117,13 +117,8 @@ async def export_gauges() -> None:
         metrics.export_cumulative(metrics.FORECAST_ACTUAL, (series,), actual)
         metrics.export_cumulative(metrics.FORECAST_WINDOWS, (series,), windows)
     consumer = app.consumer
-    metrics.CONSUMER_LAG.clear()  # partitions lost in a rebalance must not keep their last lag
-    for tp in consumer.assignment():
-        if tp.topic != settings.events_topic:
-            continue
-        position = await consumer.position(tp)
-        if position is not None:
-            metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, consumer.highwater(tp) - position))
+    assigned = [tp for tp in consumer.assignment() if tp.topic == settings.events_topic]
+    metrics.export_lag([(tp.partition, await consumer.position(tp), consumer.highwater(tp)) for tp in assigned])
 
 
 @app.on_rebalance_complete.connect

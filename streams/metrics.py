@@ -6,6 +6,8 @@ user, session or item ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from shopstream.models.events import EVENT_TYPES
@@ -100,3 +102,13 @@ OUTCOMES = ("processed", "duplicate", "rejected")
 for _type in (*EVENT_TYPES, "invalid"):
     for _outcome in OUTCOMES:
         EVENTS.labels(_type, _outcome)
+
+
+def export_lag(offsets: Iterable[tuple[int, int | None, int | None]]) -> None:
+    """Set the lag of each assigned ``(partition, position, high-water mark)``. Partitions lost in a
+    rebalance disappear; one whose position or high-water mark is not known yet (before its first fetch
+    after a rebalance) is left out rather than crash the timer, and with it the worker."""
+    CONSUMER_LAG.clear()
+    for partition, position, highwater in offsets:
+        if position is not None and highwater is not None:
+            CONSUMER_LAG.labels(str(partition)).set(max(0, highwater - position))

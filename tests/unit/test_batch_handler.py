@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shopstream.models import events
 from shopstream.models.engine import RecList, RecommenderStack, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.streams import batch
+from shopstream.streams import batch, metrics
 from shopstream.streams.batch import BatchHandler, Record
 from shopstream.streams.redis_sink import RedisSink
 
@@ -201,3 +201,10 @@ def test_freed_heap_pages_go_back_to_the_os() -> None:
     before = rss().rss
     batch.release_free_memory()
     assert before - rss().rss > 100 * 2**20 and len(survivors) == 500
+
+
+def test_lag_skips_partitions_not_fetched_yet_and_forgets_lost_ones() -> None:
+    metrics.export_lag([(0, 5, 9), (1, 3, 3)])
+    metrics.export_lag([(0, 5, None), (2, None, 9), (3, 3, 10)])  # a rebalance: 0 and 2 not fetched yet
+    assert [metric("shopstream_kafka_consumer_lag", partition=p) for p in "0123"] == [0.0, 0.0, 0.0, 7.0]
+    assert REGISTRY.get_sample_value("shopstream_kafka_consumer_lag", {"partition": "0"}) is None
