@@ -15,12 +15,15 @@ class Scrape:
     keys_written: float = 0.0
     batches: float = 0.0
     freshness: dict[float, float] = field(default_factory=dict)  # cumulative count by upper bound, all kinds
+    busy_s: float = 0.0  # seconds in batches (shopstream_batch_duration_seconds_sum) of the busiest worker
 
     def __add__(self, other: Scrape) -> Scrape:
+        """Two workers' scrapes: counts add up; busy time is the larger, as workers run side by side."""
         bounds = self.freshness.keys() | other.freshness.keys()
         merged = {le: self.freshness.get(le, 0.0) + other.freshness.get(le, 0.0) for le in bounds}
         return Scrape(
-            self.events + other.events, self.keys_written + other.keys_written, self.batches + other.batches, merged
+            self.events + other.events, self.keys_written + other.keys_written, self.batches + other.batches, merged,
+            max(self.busy_s, other.busy_s),
         )
 
 
@@ -42,6 +45,8 @@ def parse(text: str) -> Scrape:
                 out.keys_written += sample.value
             elif sample.name == "shopstream_batch_events_count":
                 out.batches += sample.value
+            elif sample.name == "shopstream_batch_duration_seconds_sum":
+                out.busy_s += sample.value
             elif sample.name == "shopstream_freshness_seconds_bucket":
                 le = float(sample.labels["le"])
                 out.freshness[le] = out.freshness.get(le, 0.0) + sample.value
