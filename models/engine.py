@@ -27,7 +27,7 @@ from shopstream.models.bounded import ExpiringDict, LRUDict, SeenIds
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
-from shopstream.models.online_eval import OnlineScores
+from shopstream.models.online_eval import OnlineScores, ScoreDelta
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
@@ -54,6 +54,7 @@ class BatchOutput:
     lists: list[RecList] = field(default_factory=list)
     learned: Counter[str] = field(default_factory=Counter)  # by event type
     duplicates: Counter[str] = field(default_factory=Counter)
+    scores: list[ScoreDelta] = field(default_factory=list)  # online hit-rate counts since the last batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,7 @@ class RecommenderStack:
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
         touched.update(self._throttle.due(now))
         out.lists = self._recompute_all(touched)
+        out.scores = self.scores.drain()
         return out
 
     def flush(self, now: float) -> BatchOutput:

@@ -137,8 +137,8 @@ def _check_properties(properties: Any) -> None:
     if isinstance(properties, dict):
         try:
             size = len(orjson.dumps(properties))
-        except orjson.JSONEncodeError:  # nested beyond orjson's depth limit (254)
-            raise InvalidEvent("bad_value", "properties are nested too deeply", "properties") from None
+        except orjson.JSONEncodeError:  # nested beyond orjson's depth limit (254), or text it cannot encode
+            raise InvalidEvent("bad_value", "properties cannot be encoded as JSON", "properties") from None
         if size > MAX_EVENT_BYTES:
             raise InvalidEvent("too_large", f"properties exceed {MAX_EVENT_BYTES} bytes", "properties")
     if not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES:
@@ -208,10 +208,10 @@ def decode_events(payload: bytes) -> list[Any]:
 
 _RECORD = msgspec.json.Decoder(list[Event] | Event)
 #: What the fast path of :func:`parse_record` raises on a record it cannot vouch for: msgspec's rejections,
-#: invalid UTF-8 in a string, nesting beyond msgspec's recursion limit, and what the properties check raises
-#: (InvalidEvent, or orjson's TypeError on properties it cannot serialise: too deep, or integers beyond 64
-#: bits, which orjson would have decoded as floats).
-_FAST_PATH_MISSES = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidEvent, orjson.JSONEncodeError)
+#: invalid UTF-8 in a string, nesting beyond msgspec's recursion limit, and the properties check's InvalidEvent
+#: (also on properties orjson cannot encode: too deep, or integers beyond 64 bits, which orjson would have
+#: decoded as floats on the per-event path).
+_FAST_PATH_MISSES = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidEvent)
 
 
 def parse_record(payload: bytes, now: float) -> tuple[list[Event], list[tuple[Any, InvalidEvent]]]:
@@ -277,4 +277,8 @@ def dead_letter(raw: Any, error: InvalidEvent, source: str, now: float) -> bytes
     try:
         return orjson.dumps(letter, default=repr)
     except orjson.JSONEncodeError:  # too deep to encode as JSON: kept as text, cut like raw bytes
-        return orjson.dumps({**letter, "raw": repr(raw)[:MAX_DEAD_LETTER_RAW]})
+        try:
+            text = repr(raw)[:MAX_DEAD_LETTER_RAW]
+        except RecursionError:  # deeper than Python's own limit: only what it was
+            text = f"<{type(raw).__name__} nested too deeply to show>"
+        return orjson.dumps({**letter, "raw": text})

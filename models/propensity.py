@@ -111,7 +111,10 @@ class SessionPropensity(Model):
         )
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # activity order
         self._evicted_sessions = 0
-        self._next_expiry = -math.inf  # the front session's timeout: no session can expire before it
+        # The front session's timeout: no session is checked before then, unless the front itself moves
+        # (touched, bought, evicted), which is when the old per-event check would have seen another front.
+        self._next_expiry = -math.inf
+        self._front: str | None = None
         self.labelled = Counter[bool]()
 
     def learn_one(self, event: Event) -> None:
@@ -120,6 +123,8 @@ class SessionPropensity(Model):
         session = self._sessions.get(event.session_id)
         if session is not None:
             self._sessions.move_to_end(event.session_id)
+            if event.session_id == self._front:
+                self._next_expiry = -math.inf
         if event.type == "purchase":
             if session is not None:
                 del self._sessions[event.session_id]
@@ -127,11 +132,12 @@ class SessionPropensity(Model):
             return
         if session is None:
             if len(self._sessions) >= self.max_sessions:
+                self._next_expiry = -math.inf
                 _, oldest = self._sessions.popitem(last=False)
                 self._evicted_sessions += 1
                 self._label(oldest, False)
             session = self._sessions[event.session_id] = _Session(event.ts, event.ts)
-        session.gap, session.last = event.ts - session.last, max(session.last, event.ts)
+        session.gap, session.last = max(0.0, event.ts - session.last), max(session.last, event.ts)
         session.events += 1
         if event.type == "view":
             session.views += 1
@@ -151,13 +157,13 @@ class SessionPropensity(Model):
     def _expire(self, now: float) -> None:
         """Sessions are in activity order, so expired ones are all at the front."""
         while self._sessions:
-            session = next(iter(self._sessions.values()))
+            self._front, session = next(iter(self._sessions.items()))
             if now - session.last < self.timeout_s:
                 self._next_expiry = session.last + self.timeout_s
                 return
             self._sessions.popitem(last=False)
             self._label(session, False)
-        self._next_expiry = -math.inf
+        self._front, self._next_expiry = None, -math.inf
 
     def _label(self, session: _Session, converted: bool) -> None:
         for snapshot in session.snapshots:

@@ -220,7 +220,7 @@ class RepeatBuyBlend(UserRecommender):
         lists: list[list[Scored]] = [[] for _ in user_ids]
         ids = self._mf.item_index.ids
         _, top, beyond = self._shared_parts()
-        bound = beyond + self.mf_weight
+        bound = beyond + max(self.mf_weight, 0.0)  # the MF part lies between 0 and mf_weight
         for start in range(0, len(user_ids), _CHUNK_USERS):
             chunk = user_ids[start : start + _CHUNK_USERS]
             with_history = [i for i, user_id in enumerate(chunk) if user_id in self._histories]

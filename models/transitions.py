@@ -154,7 +154,11 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         # was built from: a popular item is in many sessions at once and changes by little each event.
         self._votes: LRUDict[str, _Votes] = LRUDict(max_items)
         self.expired_sessions = 0
-        self._next_expiry = -math.inf  # when the least recently active session times out
+        # When the least recently active session (``_front``) times out: no session is checked before then,
+        # unless the front itself moves (touched, evicted), which is when the old per-event check would
+        # have seen another front.
+        self._next_expiry = -math.inf
+        self._front: str | None = None
 
     def learn_one(self, event: Event) -> None:
         self.learn_many([event])
@@ -163,7 +167,8 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         """Walk the batch's sessions in order, gathering edge weights, then add them in one pass per graph.
 
         Nothing reads the graphs between two events of a batch, so this equals learning event by event,
-        but for when an item over its neighbour cap is pruned (once per batch, not on every edge).
+        but for when an item over its neighbour cap is pruned (once per batch, not on every edge) and
+        which items the item cap evicts (recency by each source's first edge in the batch).
         """
         window, covisit_weight = self.window, self.covisit_weight
         transitions: dict[str, dict[str, float]] = {}
@@ -174,9 +179,13 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
                 continue
             if event.ts >= self._next_expiry:
                 self._expire(event.ts)
-            state = self._sessions.get(event.session_id)
+            state = self._sessions.get(event.session_id)  # moves it to the back
             if state is None:
+                if len(self._sessions) >= self.max_sessions:
+                    self._next_expiry = -math.inf  # the cap evicts the front: the next front decides
                 state = self._sessions[event.session_id] = SessionState()
+            elif event.session_id == self._front:
+                self._next_expiry = -math.inf
             item, recent = event.item_id, state.items
             if recent:  # repeats included: a re-click is a common next event
                 last = recent[-1]
@@ -206,6 +215,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         while (oldest := self._sessions.oldest()) is not None and oldest[1].last_ts < horizon:
             self._sessions.popitem(last=False)
             self.expired_sessions += 1
+        self._front = None if oldest is None else oldest[0]
         self._next_expiry = -math.inf if oldest is None else oldest[1].last_ts + self.session_ttl_s
 
     def session_items(self, session_id: str) -> list[str]:

@@ -114,7 +114,7 @@ class BatchHandler:
         for start in range(0, len(valid), self.step_events):
             step = valid[start : start + self.step_events]
             async with self.lock:
-                out = await asyncio.get_running_loop().run_in_executor(self._thread, self.stack.process, step)
+                out = await self._in_thread(step)
             self._clock = (max(event.ts for event, _ in step), time.time())
             self._count(out, await self.sink.write(out.lists))
         if rejects:
@@ -127,13 +127,23 @@ class BatchHandler:
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         return len(valid) + len(rejects)
 
+    async def _in_thread(self, step: list[tuple[Event, float]]) -> BatchOutput:
+        """The step in the step thread; a cancelled caller still waits for it, so the lock is never
+        released while the thread is changing the stack."""
+        done = asyncio.get_running_loop().run_in_executor(self._thread, self.stack.process, step)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await asyncio.wait([done])
+            raise
+
     async def flush_idle(self) -> None:
         """Write the throttled lists that became due while no events came, letting event time run on with the
         wall clock since the last batch (an idle stream would otherwise hold them back forever)."""
-        if self._clock is None:
-            return
-        newest, seen_at = self._clock
         async with self.lock:
+            if self._clock is None:
+                return
+            newest, seen_at = self._clock
             out = self.stack.flush(newest + time.time() - seen_at)
         if out.lists:
             self._count(out, await self.sink.write(out.lists))
@@ -156,7 +166,7 @@ class BatchHandler:
             observe = metrics.FRESHNESS.labels(kind).observe
             for age in kind_ages:
                 observe(max(0.0, age))
-        for delta in self.stack.scores.drain():
+        for delta in out.scores:
             labels = (delta.model, str(delta.k))
             metrics.HITS.labels(*labels).inc(delta.hits)
             metrics.PREDICTIONS.labels(*labels).inc(delta.predictions)

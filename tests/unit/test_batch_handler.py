@@ -208,3 +208,26 @@ def test_lag_skips_partitions_not_fetched_yet_and_forgets_lost_ones() -> None:
     metrics.export_lag([(0, 5, None), (2, None, 9), (3, 3, 10)])  # a rebalance: 0 and 2 not fetched yet
     assert [metric("shopstream_kafka_consumer_lag", partition=p) for p in "0123"] == [0.0, 0.0, 0.0, 7.0]
     assert REGISTRY.get_sample_value("shopstream_kafka_consumer_lag", {"partition": "0"}) is None
+
+
+async def test_a_cancelled_batch_keeps_the_stack_locked_until_its_step_ends() -> None:
+    finished: list[bool] = []
+
+    class SlowStack(RecommenderStack):
+        def process(self, batch):  # type: ignore[no-untyped-def]
+            time.sleep(0.3)
+            out = super().process(batch)
+            finished.append(True)
+            return out
+
+    async def send(_: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(SlowStack(), MemorySink(), send, STEP)  # type: ignore[arg-type]
+    event = {"event_id": "c1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
+    handling = asyncio.create_task(handler.handle([record(event)]))
+    await asyncio.sleep(0.1)
+    handling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handling
+    assert finished and not handler.lock.locked()  # the lock was held until the thread let go of the stack

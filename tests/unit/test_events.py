@@ -88,10 +88,18 @@ def test_records_round_trip_and_dead_letters_keep_the_payload() -> None:
     for _ in range(300):
         deep = [deep]
     raw = {**GOOD, "properties": {"deep": deep}}
-    with pytest.raises(InvalidEvent, match="nested too deeply"):
+    with pytest.raises(InvalidEvent, match="cannot be encoded as JSON"):
         parse_event(raw, now=NOW)
     letter = orjson.loads(dead_letter(raw, InvalidEvent("bad_value", "deep", "properties"), "worker", NOW))
     assert letter["reason"] == "bad_value" and letter["raw"].startswith("{'event_id': 'e1'")
+
+
+def test_a_record_nested_beyond_pythons_recursion_limit_is_dead_lettered() -> None:
+    payload = b"[" * 1000 + b"]" * 1000  # JSON decoders take it; Python's repr of it would not
+    events_, rejects = parse_record(payload, NOW)
+    assert not events_ and [error.reason for _, error in rejects] == ["not_an_object"]
+    letter = orjson.loads(dead_letter(rejects[0][0], rejects[0][1], "worker", NOW))
+    assert letter["reason"] == "not_an_object" and letter["raw"] == "<list nested too deeply to show>"
 
 
 # parse_record: the same verdicts as decode_events + parse_event, per event. The corpus is raw JSON text, so

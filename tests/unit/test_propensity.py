@@ -62,3 +62,19 @@ def test_pickles():
     clone = pickle.loads(pickle.dumps(model))
     last = events[0].session_id
     assert clone.predict_session(last) == model.predict_session(last)
+
+
+def test_out_of_order_events_and_a_moving_front_label_as_a_check_on_every_event():
+    """Partitions are consumed side by side: a session's events can come back in time, and the session
+    at the front of the activity order can be touched, bought from or evicted."""
+    rng = random.Random(2)
+    fast, reference = (SessionPropensity(timeout_s=600, max_sessions=20) for _ in range(2))
+    for i in range(4000):
+        kind = rng.choice(["view"] * 8 + ["add_to_cart", "purchase"])
+        event = Event(f"e{i}", 1e9 + i * 5 + rng.uniform(-900, 900), f"s{rng.randrange(50)}", kind, "a", price=1.0)
+        fast.learn_one(event)
+        reference._next_expiry = -float("inf")  # the reference checks expiry before every event
+        reference.learn_one(event)
+    assert fast.labelled == reference.labelled and fast.labelled[False] > 100
+    assert list(fast._sessions) == list(reference._sessions)
+    assert fast.predict_session(next(iter(fast._sessions))) is not None  # no math domain error on a gap < 0

@@ -48,3 +48,31 @@ def test_neighbours_stay_capped_within_a_batch():
                       for i in range(200)])
     assert len(model._covisit._edges.peek("hub")) <= 2 * 3
     assert len(model.similar_items("hub", 10)) == 3
+
+
+class _CheckedEveryEvent(ItemTransitions):
+    """The reference: expiry checked before every event, as before the threshold."""
+
+    def learn_many(self, events):  # type: ignore[no-untyped-def]
+        for event in events:
+            self._next_expiry = -float("inf")
+            super().learn_many([event])
+
+
+@pytest.mark.parametrize("max_sessions", [10, 1000])
+def test_expiry_threshold_expires_what_a_check_on_every_event_expires(max_sessions):
+    """Out-of-order event time (partitions consumed side by side) and a session cap move the front."""
+    rng = random.Random(1)
+    events = [Event(f"e{i}", 1e9 + i * 5 + rng.uniform(-900, 900), f"s{rng.randrange(60)}", "view",
+                    f"i{rng.randrange(30)}") for i in range(4000)]
+    fast = ItemTransitions(session_ttl_s=600, max_sessions=max_sessions)
+    reference = _CheckedEveryEvent(session_ttl_s=600, max_sessions=max_sessions)
+    for start in range(0, len(events), 50):
+        fast.learn_many(events[start : start + 50])
+        reference.learn_many(events[start : start + 50])
+    assert fast.expired_sessions == reference.expired_sessions > 100
+    assert list(fast._sessions) == list(reference._sessions)
+    (transitions, covisits), (expected_transitions, expected_covisits) = _edges(fast), _edges(reference)
+    assert transitions == expected_transitions and covisits.keys() == expected_covisits.keys()
+    for src, edges in expected_covisits.items():  # sums of 1, 1/2, 1/3 in another order: close, not equal
+        assert covisits[src] == pytest.approx(edges)
