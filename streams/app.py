@@ -89,15 +89,7 @@ handler = BatchHandler(stack, sink, send_dead_letters, settings.batch_step_event
 @app.agent(events_topic)
 async def learn_and_serve(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(settings.batch_max_records, within=settings.batch_within_s):
-        try:
-            await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
-        except BaseException:
-            # take_events acks a batch in its ``finally``, even one whose Redis write never happened (a stop
-            # during a Redis outage, a crash): holding a reference keeps that ack from letting the offsets
-            # be committed, so the batch is consumed again after a restart.
-            for event in batch:
-                event.message.incref()
-            raise
+        await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
 
 
 @app.timer(interval=1.0)
