@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from shopstream.models.engine import RecList
 from shopstream.streams import metrics
@@ -100,7 +99,10 @@ class RedisSink:
                         for keys, args in chunks:
                             await self.set_with_ttl(keys, args, client=pipe)
                         await pipe.execute()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisError, OSError) as exc:
+                # Every Redis failure is retried, errors it answers with (OOM, READONLY) included: a batch that
+                # left the agent by an exception was acked by Faust's take_events and its offsets committed
+                # unwritten (seen with a stand-in Redis answering errors).
                 metrics.REDIS_ERRORS.inc()
                 metrics.REDIS_RETRIES.inc()
                 log.warning("Redis write of %d keys failed (%s); retrying in %.2fs", len(lists), exc, delay)

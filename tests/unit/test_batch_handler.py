@@ -11,6 +11,7 @@ import psutil
 import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from shopstream.models import events
 from shopstream.models.engine import RecList, RecommenderStack, StackConfig
@@ -116,10 +117,10 @@ async def test_a_large_batch_is_learned_and_written_in_steps() -> None:
 
 
 class FlakyRedis:
-    """A redis-py client stand-in whose first script call loses the connection."""
+    """A redis-py client stand-in whose first script call fails with ``first_error``."""
 
-    def __init__(self) -> None:
-        self.calls, self.written = 0, []
+    def __init__(self, first_error: Exception) -> None:
+        self.calls, self.written, self.first_error = 0, [], first_error
 
     def register_script(self, lua: str) -> object:
         assert "'SET', KEYS[i], ARGV[2 * i - 1], 'EX', ARGV[2 * i]" in lua
@@ -128,14 +129,16 @@ class FlakyRedis:
             """What the script does: KEYS[i] gets ARGV[2i-1] with ARGV[2i] seconds to live."""
             self.calls += 1
             if self.calls == 1:
-                raise RedisConnectionError("reset by peer")
+                raise self.first_error
             self.written.extend(zip(keys, args[0::2], args[1::2], strict=True))
 
         return call
 
 
-async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_ttl() -> None:
-    client = FlakyRedis()
+@pytest.mark.parametrize("first_error", [RedisConnectionError("reset by peer"),
+                                         ResponseError("OOM command not allowed when used memory > 'maxmemory'")])
+async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_ttl(first_error: Exception) -> None:
+    client = FlakyRedis(first_error)
     sink = RedisSink(client, "p:", {"session": 60, "trending": 30})  # type: ignore[arg-type]
     retries = metric("shopstream_redis_retries_total")
     await sink.write([RecList("session", "s1", "m", ["a"], [1.0], 0.0), RecList("trending", "all", "m", [], [], 0.0)])
