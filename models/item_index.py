@@ -78,23 +78,18 @@ class ItemIndex:
 
 
 def top_k(scores: np.ndarray, k: int, valid: np.ndarray | None = None) -> np.ndarray:
-    """Rows of the k largest scores, best first, in O(n) + O(k log k).
+    """Rows of the k largest scores, best first, in O(n) + O(k log k); invalid and ``-inf`` rows never.
 
     >>> top_k(np.array([0.1, 0.9, 0.5, 0.7]), 2).tolist()
     [1, 3]
     """
     if valid is not None:
         scores = np.where(valid, scores, -np.inf)
-    k = min(k, scores.size)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    best = part[np.argsort(-scores[part], kind="stable")]
-    return best[np.isfinite(scores[best])]
+    return top_k_rows(scores[None, :], k)[0]
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
-    """:func:`top_k` of each row of a 2-D array (``-inf`` never listed), in one vectorised pass.
+    """:func:`top_k` of each row of a 2-D array, in one vectorised pass.
 
     >>> [row.tolist() for row in top_k_rows(np.array([[0.1, 0.9, 0.5], [0.7, -np.inf, 0.2]]), 2)]
     [[1, 2], [0, 2]]

@@ -7,8 +7,9 @@ test checks against ``river.reco.FunkMF``) runs on dense NumPy matrices, and ``l
 the very result of learning a batch's pairs one by one, in a few vectorised steps: each pair goes
 to the first round after every earlier pair of its user or its item, so within a round no row
 repeats and every row sees its own updates in stream order. Rounds are as many as the longest such
-chain, far fewer than the pairs of a batch spread over many users. Top-k is one mat-vec and an
-``argpartition``. Users and items are capped (least recently learned first out, rows reused).
+chain, far fewer than the pairs of a batch spread over many users. Scoring users against the
+catalogue is one matrix product for all of them, and top-k an ``argpartition``. Users and items are
+capped (least recently learned first out, rows reused).
 """
 
 from __future__ import annotations

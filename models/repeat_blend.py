@@ -232,11 +232,13 @@ class RepeatBuyBlend(UserRecommender):
                 if (len(best) == k and row[best[-1]] > bound) or bound == -np.inf:
                     lists[start + i] = list(zip(ids(rows[best]), row[best].tolist(), strict=True))
                 else:
-                    unsure.append(start + i)
-            if unsure:
-                positions, scores = self.item_scores_many([user_ids[i] for i in unsure])
-                for i, row, best in zip(positions, scores, top_k_rows(scores, k), strict=True):
-                    lists[unsure[i]] = list(zip(ids(best), row[best].tolist(), strict=True))
+                    unsure.append(i)
+            if unsure:  # known to both parts, and their history rows at hand: ranked over every item
+                own_of = dict(zip(with_history, own, strict=True))
+                users, histories = [chunk[i] for i in unsure], [own_of[i] for i in unsure]
+                _, scores = self._blend(users, list(range(len(users))), histories, None)
+                for i, row, best in zip(unsure, scores, top_k_rows(scores, k), strict=True):
+                    lists[start + i] = list(zip(ids(best), row[best].tolist(), strict=True))
         return lists
 
     def size(self) -> dict[str, int]:

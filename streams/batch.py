@@ -33,9 +33,7 @@ class Record:
 
 
 #: The worker's collector thresholds: collections are rarer than with the default (700, 10, 10), which
-#: scan the model state the worker holds. ``python -m shopstream.bench.handler_throughput --events 300000``
-#: ran 8,511-10,152 events/s with ``--gc-thresholds 700,10,10`` and 9,810-10,920 with these
-#: (docs/performance.md).
+#: scan the model state the worker holds (``handler_throughput --gc-thresholds``; docs/performance.md).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

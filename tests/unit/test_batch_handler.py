@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import time
 from collections.abc import Sequence
 
@@ -195,15 +196,18 @@ async def test_the_event_loop_answers_while_a_step_runs_and_the_stack_is_locked(
     assert len([t for t in ticks if started < t < started + 0.4]) >= 10
 
 
-@pytest.mark.skipif(batch._MALLOC_TRIM is None, reason="malloc_trim is glibc's; CI runs on glibc")
 def test_freed_heap_pages_go_back_to_the_os() -> None:
+    """glibc's malloc_trim is found wherever glibc is (CI, the Docker image); elsewhere it is a no-op."""
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert (batch._MALLOC_TRIM is not None) == glibc
     rss = psutil.Process().memory_info
     chunks = [bytearray(4000) for _ in range(50_000)]  # ~200 MB on the heap, under glibc's mmap threshold
     survivors = chunks[::100]  # a few live chunks pin the heap: free() alone hands nothing back
     del chunks
     before = rss().rss
     batch.release_free_memory()
-    assert before - rss().rss > 100 * 2**20 and len(survivors) == 500
+    assert not glibc or before - rss().rss > 100 * 2**20
+    assert len(survivors) == 500
 
 
 def test_lag_skips_partitions_not_fetched_yet_and_forgets_lost_ones() -> None:

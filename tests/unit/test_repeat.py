@@ -74,9 +74,14 @@ def test_many_users_are_scored_together_as_each_alone(monkeypatch):
     monkeypatch.setattr("shopstream.models.repeat_blend._CANDIDATES", 4)  # some lists need more: a fallback
     model._shared = None
     ranked_over_all: list[str] = []
-    over_all = model.item_scores_many
-    monkeypatch.setattr(model, "item_scores_many", lambda ids, rows=None: (ranked_over_all.extend(ids),
-                                                                           over_all(ids, rows))[1])
+    blend = model._blend
+
+    def spy(ids, with_history, own, rows):  # type: ignore[no-untyped-def]
+        if rows is None:
+            ranked_over_all.extend(ids)
+        return blend(ids, with_history, own, rows)
+
+    monkeypatch.setattr(model, "_blend", spy)
     lists = model.recommend_users(users, 5)
     assert lists[-1] == [] and all(lists[:-1])
     assert 0 < len(ranked_over_all) < 30  # both ways were taken: among candidates, and over every item
