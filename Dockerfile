@@ -11,6 +11,9 @@ WORKDIR /src
 # README.md* matches nothing until a README exists; pyproject.toml keeps the COPY valid either way.
 COPY pyproject.toml README.md* ./
 COPY cli ./cli
+COPY config ./config
+COPY contracts ./contracts
+COPY client ./client
 COPY models ./models
 COPY streams ./streams
 COPY producers ./producers

@@ -1,4 +1,4 @@
-"""Phase (c): real worker processes (``python -m shopstream worker``) in one fresh consumer group.
+"""Phase (c): real worker processes (``python -m shopstream.cli worker``) in one fresh consumer group.
 
 Completion is detected from their /metrics (``shopstream_events_total`` summed over workers), and
 their RSS is sampled with psutil on the same tick. The rate is every event over the time from when
@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from shopstream import processes
+from shopstream.bench import processes
 from shopstream.bench.worker_metrics import Scrape, scrape
 
 POLL_S = 0.5

@@ -1,7 +1,7 @@
 """Collector ingest: events/s accepted over HTTP on loopback, and a check that none was lost.
 
 An async aiohttp client keeps ``concurrency`` requests in flight against a real
-``python -m shopstream collector``, first with NDJSON bodies of ``batch`` events, then with single
+``python -m shopstream.cli collector``, first with NDJSON bodies of ``batch`` events, then with single
 events, each phase bounded by an event count and a time limit. Afterwards the collector's topic
 is read back: every accepted event id must be there.
 """
@@ -20,7 +20,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from shopstream import processes
+from shopstream.bench import processes
 from shopstream.bench.topics import count_events, synthetic
 
 

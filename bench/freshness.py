@@ -25,11 +25,11 @@ import aiohttp
 import numpy as np
 import redis.asyncio as aioredis
 
+from shopstream.bench.scrape import histogram_quantile
 from shopstream.bench.worker_metrics import scrape
 from shopstream.producers.kafka_publisher import EventPublisher
 from shopstream.producers.pacing import publish_paced
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.scrape import histogram_quantile
 
 GRACE_S = 15.0
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}

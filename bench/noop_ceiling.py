@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from shopstream import processes
+from shopstream.bench import processes
 
 
 async def faust_noop_eps(

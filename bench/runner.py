@@ -23,7 +23,7 @@ from shopstream.bench.fetch_ceiling import fetch_and_decode
 from shopstream.bench.noop_ceiling import faust_noop_eps
 from shopstream.bench.servers import delete_keys, ensure_servers
 from shopstream.bench.topics import EVENT_RATE, delete_topics, preload
-from shopstream.kafka_admin import ensure_topics
+from shopstream.config.topics import ensure_topics
 from shopstream.producers.kafka_publisher import EventPublisher
 
 PARTITIONS = 8

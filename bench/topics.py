@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shopstream.kafka_admin import ensure_topics
+from shopstream.config.topics import ensure_topics
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
 from shopstream.producers.synthetic import SyntheticTraffic

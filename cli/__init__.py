@@ -13,10 +13,10 @@ REPLAY_FORMATS = ("retailrocket", "jsonl")
 
 def _publish(events: Iterator[dict[str, Any]], rate: float | None, speedup: float | None) -> int:
     """Publish to the events topic configured in the environment; returns events sent."""
-    from shopstream.kafka_admin import ensure_pipeline_topics
+    from shopstream.config.settings import CollectorSettings, load
+    from shopstream.config.topics import ensure_pipeline_topics
     from shopstream.producers.kafka_publisher import EventPublisher
     from shopstream.producers.pacing import publish_paced
-    from shopstream.settings import CollectorSettings, load
 
     settings = load(CollectorSettings)
 
@@ -83,7 +83,7 @@ def _collector(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shopstream import bench_cli, demo, evaluate
+    from shopstream.cli import bench_cli, demo, evaluate
 
 
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)

@@ -1,5 +1,5 @@
 import sys
 
-from shopstream import main
+from shopstream.cli import main
 
 sys.exit(main())

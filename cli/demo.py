@@ -19,9 +19,9 @@ import aiohttp
 import orjson
 import redis
 
-from shopstream import processes
+from shopstream.bench import processes
+from shopstream.bench.scrape import histogram_quantile, samples
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.scrape import histogram_quantile, samples
 
 BATCH = 50
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
             metrics_text = response.read().decode()
-        from shopstream.settings import CommonSettings, load
+        from shopstream.config.settings import CommonSettings, load
 
         settings = load(CommonSettings)
         client = redis.Redis.from_url(settings.redis_url)

@@ -19,11 +19,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shopstream.kafka_admin import ensure_pipeline_topics
+from shopstream.config.settings import CollectorSettings, load
+from shopstream.config.topics import ensure_pipeline_topics
 from shopstream.models.events import InvalidEvent, dead_letter, decode_events, parse_event
 from shopstream.producers import collector_metrics as metrics
 from shopstream.producers.kafka_publisher import EventPublisher
-from shopstream.settings import CollectorSettings, load
 
 log = logging.getLogger(__name__)
 

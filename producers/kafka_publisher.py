@@ -18,8 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from shopstream.config.settings import CollectorSettings
 from shopstream.models.events import encode_events
-from shopstream.settings import CollectorSettings
 
 
 def session_partition(session_id: str, partitions: int) -> int:

@@ -15,9 +15,9 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shopstream.kafka_admin import ensure_pipeline_topics
+from shopstream.config.settings import WorkerSettings, load
+from shopstream.config.topics import ensure_pipeline_topics
 from shopstream.models.engine import RecommenderStack, StackConfig
-from shopstream.settings import WorkerSettings, load
 from shopstream.streams import metrics
 from shopstream.streams.batch import BatchHandler, Record, release_free_memory, tune_process
 from shopstream.streams.redis_sink import RedisSink

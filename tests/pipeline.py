@@ -18,7 +18,7 @@ import pytest
 import redis
 import requests
 
-from shopstream import processes
+from shopstream.bench import processes
 
 READY_TIMEOUT_S = 90.0
 

@@ -28,8 +28,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from shopstream.client.reader import RecommendationReader
 from shopstream.producers.kafka_publisher import session_partition
-from shopstream.streams.reader import RecommendationReader
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import uuid
 import orjson
 from kafka import KafkaConsumer
 
+from shopstream.bench.scrape import samples
 from shopstream.producers.kafka_publisher import session_partition
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.scrape import samples
 from tests.pipeline import Pipeline
 
 

@@ -17,7 +17,7 @@ from tests.shared_data import SHARED_DATA
 
 
 def shopstream(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "shopstream", *args], env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "shopstream.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

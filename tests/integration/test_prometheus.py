@@ -23,7 +23,7 @@ import requests
 import yaml
 from kafka import KafkaProducer
 
-from shopstream.processes import free_port
+from shopstream.bench.processes import free_port
 from shopstream.producers.synthetic import SyntheticTraffic
 from tests.pipeline import Pipeline
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from shopstream.config.settings import CollectorSettings
 from shopstream.producers.collector import create_app, split_body
-from shopstream.settings import CollectorSettings
 
 
 class MemoryPublisher:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
-from shopstream import build_parser
-from shopstream.settings import CollectorSettings, CommonSettings, WorkerSettings
+from shopstream.cli import build_parser
+from shopstream.config.settings import CollectorSettings, CommonSettings, WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -202,7 +203,8 @@ def test_dockerfile_builds_the_cli_image() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert re.search(r"^RUN pip install \.", text, re.M)
     assert 'ENTRYPOINT ["shopstream"]' in text
-    for package_dir in ("cli", "models", "streams", "producers", "bench"):
+    package_dirs = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    for package_dir in package_dirs:
         assert re.search(rf"^COPY {package_dir} ", text, re.M), f"{package_dir}/ is part of the package"
 
 

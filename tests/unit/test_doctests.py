@@ -10,10 +10,10 @@ from types import ModuleType
 import pytest
 
 # The app modules build their Faust app and settings at import time; their examples live elsewhere.
-NOT_IMPORTED = {"shopstream.streams.app", "shopstream.__main__", "shopstream.bench.faust_noop"}
+NOT_IMPORTED = {"shopstream.streams.app", "shopstream.cli.__main__", "shopstream.bench.faust_noop"}
 # Mapped from separate folders (pyproject.toml), so each package is walked on its own.
-PACKAGES = ("shopstream", "shopstream.models", "shopstream.models.evaluation", "shopstream.streams",
-            "shopstream.producers", "shopstream.bench")
+PACKAGES = ("shopstream.cli", "shopstream.config", "shopstream.contracts", "shopstream.client", "shopstream.models",
+            "shopstream.models.evaluation", "shopstream.streams", "shopstream.producers", "shopstream.bench")
 
 
 def _modules() -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shopstream.evaluate import add_parser, forecast_results
+from shopstream.cli.evaluate import add_parser, forecast_results
 from shopstream.models.evaluation import format_table, run_evaluation
 from shopstream.models.evaluation.baselines import Popularity, RecentPopularity
 from shopstream.models.evaluation.loaders import (

@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from shopstream.streams.reader import (
+from shopstream.client.reader import (
     EMPTY,
     AsyncRecommendationReader,
     RecommendationReader,

@@ -29,7 +29,7 @@ def start(module: str, args: list[str], env: Mapping[str, str], log_path: Path) 
 
 def start_component(component: str, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """``shopstream worker`` or ``shopstream collector``."""
-    return start("shopstream", [component], env, log_path)
+    return start("shopstream.cli", [component], env, log_path)
 
 
 def tail(log_path: Path, lines: int = 30) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from shopstream.settings import CommonSettings
+from shopstream.config.settings import CommonSettings
 
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:

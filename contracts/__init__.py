@@ -1,0 +1,1 @@
+"""The public contracts shared by writers and readers, free of dependencies."""
