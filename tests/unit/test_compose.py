@@ -203,8 +203,8 @@ def test_dockerfile_builds_the_cli_image() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert re.search(r"^RUN pip install \.", text, re.M)
     assert 'ENTRYPOINT ["shopstream"]' in text
-    package_dirs = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
-    for package_dir in package_dirs:
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package_dir in set(setuptools["package-dir"].values()):
         assert re.search(rf"^COPY {package_dir} ", text, re.M), f"{package_dir}/ is part of the package"
 
 
