@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup servers stop status demo test test-tools lint
+.PHONY: setup servers test-servers stop status demo test test-tools lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ setup: $(STAMP)
 servers:
 	scripts/servers.sh start
 
+# The tests also need a three-master Redis Cluster (the cluster sink and reader).
+test-servers:
+	scripts/servers.sh start kafka redis redis-cluster
+
 stop:
-	scripts/servers.sh stop
+	scripts/servers.sh stop kafka redis redis-cluster
 
 status:
 	scripts/servers.sh status
@@ -37,5 +41,5 @@ test-tools:
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup test-tools servers lint
+test: setup test-tools test-servers lint
 	eval "$$(scripts/servers.sh env)" && $(BIN)/pytest -q

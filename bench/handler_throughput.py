@@ -15,20 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import time
 import uuid
 
 import psutil
-import redis.asyncio as aioredis
 
 from shopstream.bench.servers import delete_keys
 from shopstream.bench.topics import EVENT_RATE, synthetic
-from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.config.settings import WorkerSettings
+from shopstream.config.settings import load as load_settings
 from shopstream.models.events import encode_events
 from shopstream.producers.kafka_publisher import group_by_partition
-from shopstream.streams.batch import BatchHandler, Record, tune_process
-from shopstream.streams.redis_sink import RedisSink
+from shopstream.streams.batch import Record, tune_process
+from shopstream.streams.worker import build_handler, build_sink
 
 PARTITIONS = 8
 
@@ -43,18 +42,14 @@ def records(n: int, window: int, event_rate: float = EVENT_RATE) -> list[Record]
     ]
 
 
-async def run(batches: list[list[Record]], events: int, redis_url: str, step_events: int) -> None:
-    client = aioredis.from_url(redis_url)
-    prefix = f"bench-handler-{uuid.uuid4().hex[:8]}:"
-    ttl = {kind: 300 for kind in ("session", "user", "item", "trending", "category",
-                                  "forecast_shop", "forecast_item", "forecast_category")}
+async def run(batches: list[list[Record]], events: int, settings: WorkerSettings) -> None:
+    """The worker's handler as ``shopstream worker`` builds it from ``settings``, without Faust."""
+    sink = build_sink(settings)
 
     async def no_dead_letters(_: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(
-        RecommenderStack(StackConfig()), RedisSink(client, prefix, ttl), no_dead_letters, step_events
-    )
+    handler = build_handler(settings, sink, no_dead_letters)
     quarter, marks = max(1, len(batches) // 4), []
     cpu = time.process_time()
     started = last = time.perf_counter()
@@ -71,8 +66,8 @@ async def run(batches: list[list[Record]], events: int, redis_url: str, step_eve
           f"seconds per quarter of the stream: {marks}")
     for (rss, sizes), when in zip(state.values(), ("half-way", "end"), strict=True):
         print(f"{when}: RSS {rss} MiB (the records of the whole stream included), {sizes}")
-    await delete_keys(client, prefix)
-    await client.aclose()
+    await delete_keys(sink.client, settings.key_prefix)
+    await sink.close()
 
 
 def main() -> None:
@@ -95,15 +90,17 @@ def main() -> None:
         gc.set_threshold(*(int(x) for x in args.gc_thresholds.split(",")))
     recs = records(args.events, args.window, args.event_rate)
     batches = [recs[i : i + args.batch_records] for i in range(0, len(recs), args.batch_records)]
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # The environment's worker settings (REDIS_URL, SHOPSTREAM_REDIS_MODE, ...) under a throw-away key prefix.
+    settings = load_settings(WorkerSettings, key_prefix=f"bench-handler-{uuid.uuid4().hex[:8]}:",
+                             batch_step_events=args.step_events)
     if not args.profile:
-        asyncio.run(run(batches, args.events, redis_url, args.step_events))
+        asyncio.run(run(batches, args.events, settings))
         return
     from pyinstrument import Profiler
 
     profiler = Profiler(interval=0.001)
     with profiler:
-        asyncio.run(run(batches, args.events, redis_url, args.step_events))
+        asyncio.run(run(batches, args.events, settings))
     print(profiler.output_text(color=False, unicode=False))
 
 

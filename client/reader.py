@@ -6,8 +6,10 @@ exists, so :meth:`RecommendationReader.recommend` fetches every candidate key of
 from the first non-empty list onwards, without repeats. Keys, decoding and merging are pure
 functions shared by the sync and asyncio readers, which differ only in how they await the ``MGET``.
 
-The module deliberately imports no model code (numpy, River): back-ends only need ``redis`` and
-``orjson``. Key names are kept in step with :func:`shopstream.streams.redis_sink.redis_key` by a test.
+The module deliberately imports no model or worker code (numpy, River, Faust): back-ends only need ``redis``,
+``orjson`` and the list contract (:mod:`shopstream.contracts.lists`), which names the keys for the writer too.
+On Redis Cluster (a ``RedisCluster`` client) the chain's keys live in different hash slots, so they are read
+with ``mget_nonatomic`` (one ``MGET`` per slot, sent together) instead of one ``MGET``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-KEY_VERSION = 1
+from shopstream.contracts.lists import BY_NAME, CATEGORY, ITEM, SESSION, TRENDING, USER, ListSpec
 
 Candidate = tuple[str, str]
 """``(kind, redis key)`` of one list the chain may read."""
@@ -29,7 +31,7 @@ Candidate = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class StoredList:
-    """One decoded key value (schema ``v: 1``)."""
+    """One decoded value of a ranked kind."""
 
     model: str
     updated_at: float
@@ -59,19 +61,6 @@ class Recommendations:
 EMPTY = Recommendations([], [], None, None, None)
 
 
-def key(prefix: str, kind: str, key_id: str = "") -> str:
-    """The Redis key of a list (same layout as the writer's ``redis_key``).
-
-    >>> key("shop1:", "session", "s42"), key("", "trending"), key("", "category", "toys")
-    ('shop1:rec:session:s42', 'rec:trending', 'rec:trending:category:toys')
-    """
-    if kind == "trending":
-        return f"{prefix}rec:trending"
-    if kind == "category":
-        return f"{prefix}rec:trending:category:{key_id}"
-    return f"{prefix}rec:{kind}:{key_id}"
-
-
 def recommend_chain(
     prefix: str, user_id: str | None = None, session_id: str | None = None, category: str | None = None
 ) -> list[Candidate]:
@@ -80,28 +69,18 @@ def recommend_chain(
     >>> [kind for kind, _ in recommend_chain("", user_id="u1", category="toys")]
     ['user', 'category', 'trending']
     """
-    chain: list[Candidate] = []
-    if user_id:
-        chain.append(("user", key(prefix, "user", user_id)))
-    if session_id:
-        chain.append(("session", key(prefix, "session", session_id)))
-    if category:
-        chain.append(("category", key(prefix, "category", category)))
-    chain.append(("trending", key(prefix, "trending")))
-    return chain
+    wanted = [(USER, user_id), (SESSION, session_id), (CATEGORY, category), (TRENDING, "all")]
+    return [(spec.name, spec.key(prefix, entity_id)) for spec, entity_id in wanted if entity_id]
 
 
 def similar_chain(prefix: str, item_id: str, category: str | None = None) -> list[Candidate]:
     """The keys to read for ``similar``: the item's neighbours, then (category) trending."""
-    chain = [("item", key(prefix, "item", item_id))]
-    if category:
-        chain.append(("category", key(prefix, "category", category)))
-    chain.append(("trending", key(prefix, "trending")))
-    return chain
+    wanted = [(ITEM, item_id), (CATEGORY, category), (TRENDING, "all")]
+    return [(spec.name, spec.key(prefix, entity_id)) for spec, entity_id in wanted if entity_id]
 
 
-def decode(raw: bytes | str | None) -> StoredList | None:
-    """A key's value, or ``None`` if absent, not JSON, or of another schema version.
+def decode(raw: bytes | str | None, spec: ListSpec = TRENDING) -> StoredList | None:
+    """A value of a ranked kind, or ``None`` if absent, not JSON, or of another version than ``spec``'s.
 
     Unreadable values are treated as missing rather than raised: the chain then serves the next
     list, which is what a shop page wants from a cache. Non-string item ids are stringified.
@@ -117,7 +96,7 @@ def decode(raw: bytes | str | None) -> StoredList | None:
         value: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(value, dict) or value.get("v") != KEY_VERSION:
+    if not isinstance(value, dict) or value.get("v") != spec.version:
         return None
     items, scores = value.get("items"), value.get("scores")
     if not isinstance(items, list):
@@ -176,7 +155,8 @@ def merge(
 
 def _resolve(chain: list[Candidate], values: Sequence[bytes | None], k: int, now: float,
              exclude: Collection[str]) -> Recommendations:
-    return merge([(kind, decode(raw)) for (kind, _), raw in zip(chain, values, strict=True)], k, now, exclude)
+    decoded = [(kind, decode(raw, BY_NAME[kind])) for (kind, _), raw in zip(chain, values, strict=True)]
+    return merge(decoded, k, now, exclude)
 
 
 class _Reader:
@@ -186,6 +166,11 @@ class _Reader:
         self.client = client
         self.prefix = prefix
         self.clock = clock
+        cluster = isinstance(client, redis.RedisCluster | aioredis.RedisCluster)
+        self._mget = client.mget_nonatomic if cluster else client.mget
+
+    def _keys(self, chain: list[Candidate]) -> list[str]:
+        return [name for _, name in chain]
 
 
 class RecommendationReader(_Reader):
@@ -194,7 +179,7 @@ class RecommendationReader(_Reader):
     ``RecommendationReader(redis.Redis.from_url(url), prefix="shop1:").recommend(session_id=sid, k=8)``
     """
 
-    client: redis.Redis
+    client: redis.Redis | redis.RedisCluster
 
     def recommend(
         self,
@@ -206,18 +191,18 @@ class RecommendationReader(_Reader):
     ) -> Recommendations:
         """Up to ``k`` items for a visitor: user → session → category trending → global trending."""
         chain = recommend_chain(self.prefix, user_id, session_id, category)
-        return _resolve(chain, self.client.mget([name for _, name in chain]), k, self.clock(), exclude)
+        return _resolve(chain, self._mget(self._keys(chain)), k, self.clock(), exclude)
 
     def similar(self, item_id: str, k: int = 10, category: str | None = None) -> Recommendations:
         """Up to ``k`` items like ``item_id`` (never itself), topped up from (category) trending."""
         chain = similar_chain(self.prefix, item_id, category)
-        return _resolve(chain, self.client.mget([name for _, name in chain]), k, self.clock(), {item_id})
+        return _resolve(chain, self._mget(self._keys(chain)), k, self.clock(), {item_id})
 
 
 class AsyncRecommendationReader(_Reader):
     """The same with ``redis.asyncio.Redis``, for aiohttp/FastAPI back-ends."""
 
-    client: aioredis.Redis
+    client: aioredis.Redis | aioredis.RedisCluster
 
     async def recommend(
         self,
@@ -229,9 +214,9 @@ class AsyncRecommendationReader(_Reader):
     ) -> Recommendations:
         """See :meth:`RecommendationReader.recommend`."""
         chain = recommend_chain(self.prefix, user_id, session_id, category)
-        return _resolve(chain, await self.client.mget([name for _, name in chain]), k, self.clock(), exclude)
+        return _resolve(chain, await self._mget(self._keys(chain)), k, self.clock(), exclude)
 
     async def similar(self, item_id: str, k: int = 10, category: str | None = None) -> Recommendations:
         """See :meth:`RecommendationReader.similar`."""
         chain = similar_chain(self.prefix, item_id, category)
-        return _resolve(chain, await self.client.mget([name for _, name in chain]), k, self.clock(), {item_id})
+        return _resolve(chain, await self._mget(self._keys(chain)), k, self.clock(), {item_id})

@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import TypeVar
+from dataclasses import fields
+from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shopstream.contracts.lists import LISTS
+from shopstream.models.stack_config import SessionModelName, StackConfig
+
 S = TypeVar("S", bound=BaseSettings)
+_STACK = StackConfig()
 
 
 def _env(name: str) -> AliasChoices:
@@ -47,22 +52,36 @@ class WorkerSettings(CommonSettings):
     batch_max_records: int = Field(200, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0, le=10)
     batch_step_events: int = Field(40_000, ge=1, le=1_000_000)
-    top_k: int = Field(20, ge=1, le=500)
     ttl_session_s: int = Field(2 * 3600, ge=1)
     ttl_user_s: int = Field(30 * 86400, ge=1)
     ttl_item_s: int = Field(7 * 86400, ge=1)
     ttl_trending_s: int = Field(86400, ge=1)
-    max_sessions: int = Field(200_000, ge=1)
-    max_users: int = Field(200_000, ge=1)
-    max_items: int = Field(200_000, ge=1)
-    dedupe_window: int = Field(500_000, ge=1)
-    session_ttl_s: float = Field(1800.0, gt=0)
-    trending_half_life_s: float = Field(6 * 3600.0, gt=0)
-    session_model: str = Field("transitions", pattern="^(vsknn|transitions)$")
-    mf_negatives: int = Field(1, ge=0, le=20)
-    forecast_window_s: float = Field(86400.0, gt=0)
-    forecast_horizon: int = Field(7, ge=1, le=365)
-    forecast_lateness_s: float = Field(600.0, ge=0)
+    redis_mode: Literal["single", "cluster"] = "single"
+    # The model stack (models/stack_config.py holds the defaults).
+    top_k: int = Field(_STACK.top_k, ge=1, le=500)
+    max_sessions: int = Field(_STACK.max_sessions, ge=1)
+    max_users: int = Field(_STACK.max_users, ge=1)
+    max_items: int = Field(_STACK.max_items, ge=1)
+    dedupe_window: int = Field(_STACK.dedupe_window, ge=1)
+    session_ttl_s: float = Field(_STACK.session_ttl_s, gt=0)
+    trending_half_life_s: float = Field(_STACK.trending_half_life_s, gt=0)
+    session_model: SessionModelName = _STACK.session_model
+    mf_negatives: int = Field(_STACK.mf_negatives, ge=0, le=20)
+    forecast_window_s: float = Field(_STACK.forecast_window_s, gt=0)
+    forecast_horizon: int = Field(_STACK.forecast_horizon, ge=1, le=365)
+    forecast_lateness_s: float = Field(_STACK.forecast_lateness_s, ge=0)
+    item_refresh_s: float = Field(_STACK.item_refresh_s, ge=0)
+    user_refresh_s: float = Field(_STACK.user_refresh_s, ge=0)
+    trending_refresh_s: float = Field(_STACK.trending_refresh_s, ge=0)
+    seed: int = _STACK.seed
+
+    def stack_config(self) -> StackConfig:
+        """The model stack's configuration: every :class:`StackConfig` field is a setting of the same name."""
+        return StackConfig(**{f.name: getattr(self, f.name) for f in fields(StackConfig)})
+
+    def ttl_s(self) -> dict[str, int]:
+        """Seconds to live of each kind of list, from the setting the contract names for it."""
+        return {spec.name: getattr(self, spec.ttl_setting) for spec in LISTS}
 
 
 class CollectorSettings(CommonSettings):
@@ -77,10 +96,10 @@ class CollectorSettings(CommonSettings):
     publish_linger_s: float = Field(0.002, ge=0, le=1)
 
 
-def load(cls: type[S]) -> S:
-    """Build settings or exit with one line per bad variable."""
+def load(cls: type[S], **overrides: object) -> S:
+    """Build settings from the environment (``overrides`` win) or exit with one line per bad variable."""
     try:
-        return cls()
+        return cls(**overrides)
     except ValidationError as exc:
         lines = [f"invalid configuration for {cls.__name__}:"]
         for err in exc.errors():

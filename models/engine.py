@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from sys import intern
-from typing import Any
 
+from shopstream.contracts.lists import BY_NAME, LISTS, RecList
 from shopstream.models.base import (
     GlobalRecommender,
     ItemRecommender,
@@ -31,22 +31,10 @@ from shopstream.models.online_eval import OnlineScores, ScoreDelta
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
+from shopstream.models.stack_config import StackConfig
 from shopstream.models.throttle import RefreshThrottle
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 from shopstream.models.trending import Trending
-
-
-@dataclass(slots=True)
-class RecList:
-    """One list to publish: ``kind`` is session, user, item, trending or category."""
-
-    kind: str
-    id: str
-    model: str
-    items: list[str]
-    scores: list[float]
-    origin: float  # earliest origin time (e.g. Kafka timestamp) of the events that changed it
-    extra: dict[str, Any] | None = None  # propensity on session lists; the forecast on forecast kinds
 
 
 @dataclass(slots=True)
@@ -55,28 +43,6 @@ class BatchOutput:
     learned: Counter[str] = field(default_factory=Counter)  # by event type
     duplicates: Counter[str] = field(default_factory=Counter)
     scores: list[ScoreDelta] = field(default_factory=list)  # online hit-rate counts since the last batch
-
-
-@dataclass(frozen=True, slots=True)
-class StackConfig:
-    """Capacities and horizons of the model stack; every structure is bounded by one of these."""
-
-    top_k: int = 20
-    max_sessions: int = 200_000
-    max_users: int = 200_000
-    max_items: int = 200_000
-    session_ttl_s: float = 1800.0
-    trending_half_life_s: float = 6 * 3600.0
-    dedupe_window: int = 500_000
-    session_model: str = "transitions"  # or "vsknn" (see docs/evaluation.md for both)
-    mf_negatives: int = 1
-    forecast_window_s: float = 86400.0
-    forecast_horizon: int = 7
-    forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
-    item_refresh_s: float = 5.0  # an item's similar-items list is rewritten at most this often (event time)
-    user_refresh_s: float = 1.0  # and a user's list; session lists are rewritten in every batch that touches them
-    trending_refresh_s: float = 1.0  # and the trending lists (global and per category)
-    seed: int = 0
 
 
 class RecommenderStack:
@@ -149,10 +115,22 @@ class RecommenderStack:
         # Item and user lists change slowly while popular items and active users are touched by every
         # batch: their keys wait here (with the oldest origin) until the list is older than its refresh.
         self._throttle = RefreshThrottle(
-            {"item": config.item_refresh_s, "user": config.user_refresh_s, "trending": config.trending_refresh_s,
-             "category": config.trending_refresh_s},
+            {spec.name: getattr(config, spec.refresh_setting) for spec in LISTS if spec.refresh_setting},
             config.max_items + config.max_users,
         )
+        # How each kind of list of the contract is built; a kind without a builder is a wiring error.
+        self._builders: dict[str, Callable[[str], RecList | None]] = {
+            "session": self._session_list,
+            "user": self._user_list,
+            "item": self._item_list,
+            "trending": lambda _: self._ranked("trending", "all", self._trending(None), self.trending.name),
+            "category": lambda key: self._ranked("category", key, self._trending(key), self.trending.name),
+            "forecast_shop": lambda _: self._forecast("forecast_shop", "shop", None),
+            "forecast_category": lambda key: self._forecast("forecast_category", "category", key),
+            "forecast_item": lambda key: self._forecast("forecast_item", "item", key),
+        }
+        if unbuilt := set(BY_NAME) - set(self._builders):
+            raise TypeError(f"no builder for the list kinds {sorted(unbuilt)}")
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
@@ -171,22 +149,21 @@ class RecommenderStack:
             out.learned[event.type] += 1
             if event.type in POSITIVE_TYPES:
                 self._score_served(event)
-            keys = [("session", event.session_id)]
-            slow = [("item", event.item_id), ("trending", "all")]
+            keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
             if event.user_id is not None:
                 self._last_session[event.user_id] = event.session_id
-                slow.append(("user", event.user_id))
+                keys.append(("user", event.user_id))
             if event.category is not None:
                 self._last_category.set(event.session_id, event.category, event.ts)
-                slow.append(("category", event.category))
-            for key in slow:
-                self._throttle.mark(key, origin, event.ts)
+                keys.append(("category", event.category))
             if event.type == "purchase":
                 keys += [("forecast_shop", "all"), ("forecast_item", event.item_id)]
                 if event.category is not None:
                     keys.append(("forecast_category", event.category))
             for key in keys:
-                if key not in touched or origin < touched[key]:
+                if key[0] in self._throttle.intervals:  # a kind with a refresh interval waits its turn
+                    self._throttle.mark(key, origin, event.ts)
+                elif key not in touched or origin < touched[key]:
                     touched[key] = origin
         for model in self.models:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
@@ -220,44 +197,56 @@ class RecommenderStack:
                 self.scores.record(f"{kind}:{served[0]}", served[1], event.item_id)
 
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
-        k = self.config.top_k
-        model = self.trending.name
-        if kind.startswith("forecast_"):
-            return self._forecast(kind, key, origin)
-        if kind == "session":
-            ranked = self.session_model.recommend_session(key, k)
-            if ranked:
-                model = self.session_model.name
-            ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
-            ranked = _fill(ranked, self._trending(None), k)
-        elif kind == "user":
-            ranked, model = self._user_list(key, k)
-        elif kind == "item":
-            ranked = self.item_model.similar_items(key, k)
-            model = self.item_model.name
-        elif kind == "category":
-            ranked = self._trending(key)
-        else:
-            ranked = self._trending(None)
+        rec = self._builders[kind](key)
+        if rec is not None:
+            rec.origin = origin
+        return rec
+
+    def _ranked(self, kind: str, key: str, ranked: list[Scored], model: str) -> RecList | None:
         if not ranked:
             return None
-        items = [item for item, _ in ranked]
-        extra = None
-        if kind == "user":
-            self._served_users[key] = (model, items)
-        elif kind == "session":
-            self._served_sessions.set(key, (model, items), self._now)
-            if (propensity := self.propensity.predict_session(key)) is not None:
-                extra = {"purchase_propensity": round(propensity, 4)}
-        return RecList(kind, key, model, items, [score for _, score in ranked], origin, extra)
+        return RecList(kind, key, model, [item for item, _ in ranked], [score for _, score in ranked], 0.0)
 
-    def _forecast(self, kind: str, key: str, origin: float) -> RecList | None:
-        series = kind.removeprefix("forecast_")
-        values = self.forecaster.forecast((series, None if series == "shop" else key), self.config.forecast_horizon)
+    def _session_list(self, key: str) -> RecList | None:
+        k = self.config.top_k
+        ranked = self.session_model.recommend_session(key, k)
+        model = self.session_model.name if ranked else self.trending.name
+        ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
+        rec = self._ranked("session", key, _fill(ranked, self._trending(None), k), model)
+        if rec is not None:
+            self._served_sessions.set(key, (rec.model, rec.items), self._now)
+            if (propensity := self.propensity.predict_session(key)) is not None:
+                rec.extra = {"purchase_propensity": round(propensity, 4)}
+        return rec
+
+    def _item_list(self, key: str) -> RecList | None:
+        return self._ranked("item", key, self.item_model.similar_items(key, self.config.top_k), self.item_model.name)
+
+    def _user_list(self, user_id: str) -> RecList | None:
+        """The user model's list (scored beforehand with the other touched users), else what the user's
+        current session is being served."""
+        k = self.config.top_k
+        ranked = self._user_lists.pop(user_id)
+        if ranked:
+            ranked, model = _fill(ranked, self._trending(None), k), self.user_model.name
+        else:
+            session = self._last_session.peek(user_id)
+            served = self._served_sessions.peek(session) if session is not None else None
+            if served is None:
+                ranked, model = self._trending(None), self.trending.name
+            else:
+                ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
+        rec = self._ranked("user", user_id, ranked, model)
+        if rec is not None:
+            self._served_users[user_id] = (rec.model, rec.items)
+        return rec
+
+    def _forecast(self, kind: str, series: str, key: str | None) -> RecList | None:
+        values = self.forecaster.forecast((series, key), self.config.forecast_horizon)
         if not values:
             return None
         extra = {"window_s": self.config.forecast_window_s, "forecast": [round(v, 3) for v in values]}
-        return RecList(kind, key, self.forecaster.name, [], [], origin, extra)
+        return RecList(kind, key or "all", self.forecaster.name, [], [], 0.0, extra)
 
     def _advance(self, now: float) -> None:
         """Event time moved on: expire per-session state and the trending memo."""
@@ -273,18 +262,6 @@ class RecommenderStack:
         if ranked is None:
             ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)
         return ranked
-
-    def _user_list(self, user_id: str, k: int) -> tuple[list[Scored], str]:
-        """The user model's list (scored beforehand with the other touched users), else what the user's
-        current session is being served."""
-        ranked = self._user_lists.pop(user_id)
-        if ranked:
-            return _fill(ranked, self._trending(None), k), self.user_model.name
-        session = self._last_session.peek(user_id)
-        served = self._served_sessions.peek(session) if session is not None else None
-        if served is None:
-            return self._trending(None), self.trending.name
-        return [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
 
     def evictions(self) -> dict[str, int]:
         """Cap evictions of every model, summed by kind (each model holds its own entities)."""

@@ -17,6 +17,9 @@ readonly KAFKA_PORT=${SHOPSTREAM_KAFKA_PORT:-9092}
 readonly KAFKA_CONTROLLER_PORT=${SHOPSTREAM_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 readonly KAFKA_HEAP=${SHOPSTREAM_KAFKA_HEAP:-512m}
 readonly REDIS_PORT=${SHOPSTREAM_REDIS_PORT:-6379}
+# Redis Cluster for the cluster sink's tests: three masters on consecutive ports, no replicas.
+readonly CLUSTER_PORT=${SHOPSTREAM_REDIS_CLUSTER_PORT:-7000}
+readonly CLUSTER_PORTS=("$CLUSTER_PORT" "$((CLUSTER_PORT + 1))" "$((CLUSTER_PORT + 2))")
 readonly START_TIMEOUT=${SHOPSTREAM_START_TIMEOUT:-90}
 readonly STOP_TIMEOUT=${SHOPSTREAM_STOP_TIMEOUT:-60}
 
@@ -27,13 +30,14 @@ readonly KAFKA_PIDFILE=$KAFKA_DIR/kafka.pid
 readonly REDIS_DIR=$STATE_DIR/redis-$REDIS_PORT
 readonly REDIS_LOG=$REDIS_DIR/redis.log
 readonly REDIS_PIDFILE=$REDIS_DIR/redis.pid
+readonly CLUSTER_DIR=$STATE_DIR/redis-cluster-$CLUSTER_PORT
 # Checked in /proc/<pid>/cmdline before signalling, so a stale pid file never gets an unrelated process killed.
 readonly KAFKA_CMD_MARK=kafka.Kafka
 readonly REDIS_CMD_MARK=redis-server
 
 usage() {
     cat <<EOF
-usage: scripts/servers.sh <command> [kafka|redis ...]
+usage: scripts/servers.sh <command> [kafka|redis|redis-cluster ...]   (default: kafka redis)
 
 commands:
   install   install what is missing: apt packages redis-server, prometheus (for promtool), a Java 17+
@@ -43,10 +47,12 @@ commands:
             Installs only what those servers need (not prometheus).
   stop      SIGTERM the servers this script started (pids from the pid files) and wait for them to exit
   status    show what runs; exit status 0 only if every named server answers
-  env       print 'export KAFKA_BOOTSTRAP_SERVERS=...' and 'export REDIS_URL=...' for eval
+  env       print 'export KAFKA_BOOTSTRAP_SERVERS=...', 'export REDIS_URL=...' and
+            'export REDIS_CLUSTER_URL=...' for eval
 
 settings (environment):
   SHOPSTREAM_KAFKA_PORT=$KAFKA_PORT  SHOPSTREAM_KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT  SHOPSTREAM_REDIS_PORT=$REDIS_PORT
+  SHOPSTREAM_REDIS_CLUSTER_PORT=$CLUSTER_PORT (redis-cluster: masters on it and the next two ports)
   SHOPSTREAM_STATE=$STATE_DIR  (data, logs, pid files; 'rm -rf' it after stop to reset)
   SHOPSTREAM_CACHE=$CACHE_DIR  SHOPSTREAM_KAFKA_HEAP=$KAFKA_HEAP
   SHOPSTREAM_START_TIMEOUT=$START_TIMEOUT  SHOPSTREAM_STOP_TIMEOUT=$STOP_TIMEOUT  (seconds)
@@ -73,9 +79,11 @@ as_root() {
 
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
-redis_ping() {
-    [[ $(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
-}
+redis_ping() { redis_ping_port "$REDIS_PORT"; }
+
+redis_ping_port() { [[ $(timeout 3 redis-cli -h "$HOST" -p "$1" ping 2>/dev/null) == PONG ]]; }
+
+cluster_ok() { timeout 3 redis-cli -h "$HOST" -p "$CLUSTER_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
 
 kafka_ready() { grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null && port_open "$KAFKA_PORT"; }
 
@@ -174,7 +182,7 @@ fail_start() { # <name> <log file> <reason>
 # timeout passes (then stop it).
 wait_ready() { # <name> <check function> <pidfile> <mark> <log file>
     local name=$1 check=$2 pidfile=$3 mark=$4 logfile=$5 started=$SECONDS pid
-    until "$check"; do
+    until $check; do  # a command with its arguments, split on purpose
         if ! pid=$(live_pid "$pidfile" "$mark"); then
             # A daemonised redis writes its pid file just after forking, and removes it when it exits.
             if [[ -s $pidfile ]] || ((SECONDS - started > 10)); then
@@ -282,15 +290,46 @@ start_redis() {
     log "redis: ready on $HOST:$REDIS_PORT (pid $(<"$REDIS_PIDFILE"))"
 }
 
+start_cluster() {
+    if cluster_ok; then
+        log "redis-cluster: already serving on $HOST:${CLUSTER_PORTS[*]}"
+        return 0
+    fi
+    local port dir
+    for port in "${CLUSTER_PORTS[@]}"; do
+        dir=$CLUSTER_DIR/$port
+        if redis_ping_port "$port"; then continue; fi
+        port_open "$port" && die "redis-cluster: $HOST:$port is taken by something that does not answer PING"
+        rm -rf "$dir" && mkdir -p "$dir"
+        log "redis-cluster: starting a master on $HOST:$port, log $dir/redis.log"
+        redis-server --bind "$HOST" --port "$port" --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+            --save "" --appendonly no --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+            --dir "$dir" </dev/null 8>&- || fail_start redis-cluster "$dir/redis.log" "failed to launch"
+        wait_ready redis-cluster "redis_ping_port $port" "$dir/redis.pid" "$REDIS_CMD_MARK" "$dir/redis.log"
+    done
+    local nodes=()
+    for port in "${CLUSTER_PORTS[@]}"; do nodes+=("$HOST:$port"); done
+    log "redis-cluster: assigning the hash slots to ${nodes[*]}"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >&2 ||
+        die "redis-cluster: 'redis-cli --cluster create' failed"
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until cluster_ok; do
+        ((SECONDS < deadline)) || die "redis-cluster: cluster_state not ok after ${START_TIMEOUT}s"
+        sleep 0.2
+    done
+    log "redis-cluster: ready on $HOST:${CLUSTER_PORTS[*]}"
+}
+
 cmd_start() {
-    local want_kafka=$1 want_redis=$2
-    cmd_install "$want_kafka" "$want_redis" 0
+    local want_kafka=$1 want_redis=$2 want_cluster=$3
+    cmd_install "$want_kafka" "$((want_redis | want_cluster))" 0
     mkdir -p "$STATE_DIR"
     # One start at a time per state dir: parallel callers (test workers) wait and then find servers running.
     exec 8>"$STATE_DIR/.start.lock"
     flock -w $((START_TIMEOUT * 2 + 30)) 8 || die "timed out waiting for another 'servers.sh start'"
     if [[ $want_kafka == 1 ]]; then start_kafka; fi
     if [[ $want_redis == 1 ]]; then start_redis; fi
+    if [[ $want_cluster == 1 ]]; then start_cluster; fi
     exec 8>&-
 }
 
@@ -321,6 +360,12 @@ stop_one() { # <name> <pidfile> <mark>
 cmd_stop() {
     if [[ $1 == 1 ]]; then stop_one kafka "$KAFKA_PIDFILE" "$KAFKA_CMD_MARK"; fi
     if [[ $2 == 1 ]]; then stop_one redis "$REDIS_PIDFILE" "$REDIS_CMD_MARK"; fi
+    if [[ $3 == 1 ]]; then
+        local port
+        for port in "${CLUSTER_PORTS[@]}"; do
+            stop_one "redis-cluster:$port" "$CLUSTER_DIR/$port/redis.pid" "$REDIS_CMD_MARK"
+        done
+    fi
 }
 
 status_line() { # <name> <endpoint> <answers 0|1> <pidfile> <mark> <state dir>
@@ -347,16 +392,23 @@ cmd_status() {
         status_line redis "$HOST:$REDIS_PORT" "$answers" "$REDIS_PIDFILE" "$REDIS_CMD_MARK" "$REDIS_DIR"
         ((answers)) || ok=1
     fi
+    if [[ $3 == 1 ]]; then
+        if cluster_ok; then answers=1; else answers=0; fi
+        status_line redis-cluster "$HOST:$CLUSTER_PORT" "$answers" "$CLUSTER_DIR/$CLUSTER_PORT/redis.pid" \
+            "$REDIS_CMD_MARK" "$CLUSTER_DIR"
+        ((answers)) || ok=1
+    fi
     return "$ok"
 }
 
 cmd_env() {
     echo "export KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT"
     echo "export REDIS_URL=redis://$HOST:$REDIS_PORT/0"
+    echo "export REDIS_CLUSTER_URL=redis://$HOST:$CLUSTER_PORT/0"
 }
 
 main() {
-    local cmd=${1:-} want_kafka=0 want_redis=0
+    local cmd=${1:-} want_kafka=0 want_redis=0 want_cluster=0
     [[ -n $cmd ]] || {
         usage >&2
         exit 2
@@ -367,14 +419,15 @@ main() {
         case $name in
         kafka) want_kafka=1 ;;
         redis) want_redis=1 ;;
-        *) die "unknown server '$name' (expected kafka or redis)" ;;
+        redis-cluster) want_cluster=1 ;;
+        *) die "unknown server '$name' (expected kafka, redis or redis-cluster)" ;;
         esac
     done
     case $cmd in
     install) cmd_install "$want_kafka" "$want_redis" 1 ;;
-    start) cmd_start "$want_kafka" "$want_redis" ;;
-    stop) cmd_stop "$want_kafka" "$want_redis" ;;
-    status) cmd_status "$want_kafka" "$want_redis" ;;
+    start) cmd_start "$want_kafka" "$want_redis" "$want_cluster" ;;
+    stop) cmd_stop "$want_kafka" "$want_redis" "$want_cluster" ;;
+    status) cmd_status "$want_kafka" "$want_redis" "$want_cluster" ;;
     env) cmd_env ;;
     -h | --help | help) usage ;;
     *)

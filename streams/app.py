@@ -1,9 +1,10 @@
 """The Faust application: topics, the agent and the web pages, declared in one place.
 
 Each Kafka record carries a JSON array of events of the sessions of its partition (docs/events.md).
-The agent takes records in batches and hands them to :class:`BatchHandler`; ``take_events``
-acknowledges a batch only after the loop body returns, i.e. after its Redis writes and dead letters were acknowledged,
-so committed offsets never run ahead of what Redis holds (at-least-once).
+The agent takes records in batches and hands them to the :class:`BatchHandler` that ``streams/worker.py`` builds
+from the settings; ``take_events`` acknowledges a batch only after the loop body returns, i.e. after its sink
+writes and dead letters were acknowledged, so committed offsets never run ahead of what the sink holds
+(at-least-once).
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import asyncio
 import sys
 
 import faust
-import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
 from shopstream.config.topics import ensure_pipeline_topics
-from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.streams import metrics
-from shopstream.streams.batch import BatchHandler, Record, release_free_memory, tune_process
-from shopstream.streams.redis_sink import RedisSink
+from shopstream.streams.batch import Record, release_free_memory, tune_process
+from shopstream.streams.worker import build_handler, build_sink
 
 settings = load(WorkerSettings)
 
@@ -44,37 +43,7 @@ app = faust.App(
 events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions)
 dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions)
 
-redis_client = aioredis.from_url(settings.redis_url)
-stack = RecommenderStack(
-    StackConfig(
-        top_k=settings.top_k,
-        max_sessions=settings.max_sessions,
-        max_users=settings.max_users,
-        max_items=settings.max_items,
-        session_ttl_s=settings.session_ttl_s,
-        trending_half_life_s=settings.trending_half_life_s,
-        dedupe_window=settings.dedupe_window,
-        session_model=settings.session_model,
-        mf_negatives=settings.mf_negatives,
-        forecast_window_s=settings.forecast_window_s,
-        forecast_horizon=settings.forecast_horizon,
-        forecast_lateness_s=settings.forecast_lateness_s,
-    )
-)
-sink = RedisSink(
-    redis_client,
-    settings.key_prefix,
-    {
-        "session": settings.ttl_session_s,
-        "user": settings.ttl_user_s,
-        "item": settings.ttl_item_s,
-        "trending": settings.ttl_trending_s,
-        "category": settings.ttl_trending_s,
-        "forecast_shop": settings.ttl_item_s,
-        "forecast_category": settings.ttl_item_s,
-        "forecast_item": settings.ttl_item_s,
-    },
-)
+sink = build_sink(settings)
 
 
 async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
@@ -83,7 +52,7 @@ async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
     await asyncio.gather(*pending)
 
 
-handler = BatchHandler(stack, sink, send_dead_letters, settings.batch_step_events)
+handler = build_handler(settings, sink, send_dead_letters)
 
 
 @app.agent(events_topic)
@@ -106,6 +75,7 @@ async def return_memory() -> None:
 async def export_gauges() -> None:
     """Model sizes and consumer lag, sampled rather than updated on the hot path."""
     async with handler.lock:  # a batch step may be changing the stack in its thread
+        stack = handler.stack
         sizes, evictions = stack.size(), stack.evictions()
         errors = {series: (e.absolute, e.actual, e.windows) for series, e in stack.forecaster.errors.items()}
     for kind, n in sizes.items():
@@ -139,11 +109,7 @@ async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.
 @app.page("/readyz")
 async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
     """Ready when Redis answers and the consumer holds an assignment (Kafka reachable)."""
-    checks = {"kafka": bool(app.consumer.assignment())}
-    try:
-        checks["redis"] = bool(await asyncio.wait_for(redis_client.ping(), timeout=1.0))
-    except Exception:
-        checks["redis"] = False
+    checks = {"kafka": bool(app.consumer.assignment()), "redis": await sink.ping()}
     status = 200 if all(checks.values()) else 503
     return web.json({"ready": status == 200, "checks": checks}, status=status)
 

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from shopstream.models.engine import BatchOutput, RecommenderStack
 from shopstream.models.events import Event, dead_letter, parse_record
 from shopstream.streams import metrics
-from shopstream.streams.redis_sink import RedisSink
+from shopstream.streams.sink import RetryingWriter
 
 
 @dataclass(slots=True)
@@ -76,13 +76,13 @@ DeadLetterSend = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
 
 
 class BatchHandler:
-    """Processes batches for the agent; returns only when Redis and the DLQ have acknowledged."""
+    """Processes batches for the agent; returns only when the sink and the DLQ have acknowledged."""
 
     def __init__(
-        self, stack: RecommenderStack, sink: RedisSink, send_dead_letters: DeadLetterSend, step_events: int
+        self, stack: RecommenderStack, writer: RetryingWriter, send_dead_letters: DeadLetterSend, step_events: int
     ) -> None:
         self.stack = stack
-        self.sink = sink
+        self.writer = writer
         self.send_dead_letters = send_dead_letters
         # A batch is learned and written in steps of at most this many events; each touched list is
         # recomputed once per step, so larger steps do less work per event when the worker catches up.
@@ -114,7 +114,7 @@ class BatchHandler:
             async with self.lock:
                 out = await self._in_thread(step)
             self._clock = (max(event.ts for event, _ in step), time.time())
-            self._count(out, await self.sink.write(out.lists))
+            self._count(out, await self.writer.write(out.lists))
         if rejects:
             await self.send_dead_letters(rejects)
         self._count_rejects(reasons)
@@ -144,7 +144,7 @@ class BatchHandler:
             newest, seen_at = self._clock
             out = self.stack.flush(newest + time.time() - seen_at)
         if out.lists:
-            self._count(out, await self.sink.write(out.lists))
+            self._count(out, await self.writer.write(out.lists))
 
     @staticmethod
     def _count_rejects(reasons: Counter[str]) -> None:

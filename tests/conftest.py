@@ -1,4 +1,4 @@
-"""Shared pytest fixtures. Server fixtures (Kafka, Redis, topics, keys) live in tests/servers.py."""
+"""Shared pytest fixtures. Server fixtures (Kafka, Redis, Redis Cluster, topics, keys) live in tests/servers.py."""
 
 from tests.pipeline import pipeline
 from tests.servers import (
@@ -6,6 +6,8 @@ from tests.servers import (
     key_prefix,
     new_topic,
     redis_client,
+    redis_cluster_url,
+    redis_target,
     redis_url,
     topic_prefix,
     unique_topic,
@@ -17,6 +19,8 @@ __all__ = [
     "new_topic",
     "pipeline",
     "redis_client",
+    "redis_cluster_url",
+    "redis_target",
     "redis_url",
     "topic_prefix",
     "unique_topic",

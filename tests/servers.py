@@ -23,6 +23,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -239,6 +240,17 @@ def redis_endpoint() -> Iterator[str]:
         yield url
 
 
+@contextlib.contextmanager
+def redis_cluster_endpoint() -> Iterator[str]:
+    """Yield the URL of one node of a three-master Redis Cluster whose slots are all served:
+    ``REDIS_CLUSTER_URL`` if set, else ``scripts/servers.sh start redis-cluster`` (Docker or not)."""
+    url = os.environ.get("REDIS_CLUSTER_URL") or local_servers("redis-cluster").get("REDIS_CLUSTER_URL", "")
+    if not url:
+        raise ServerUnavailable("`scripts/servers.sh env` printed no REDIS_CLUSTER_URL")
+    wait_for_redis(url)
+    yield url
+
+
 def _reasons(exc: BaseException) -> str:
     """One line per exception in the chain: the reasons, without the (long, docker SDK) tracebacks."""
     lines: list[str] = []
@@ -281,6 +293,36 @@ def redis_url() -> Iterator[str]:
     """``redis://host:port/db`` of a Redis 7 for this session; shared, so use ``key_prefix`` for keys."""
     with _fail_unless_started("Redis", redis_endpoint()) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """``redis://host:port/0`` of one node of a three-master Redis Cluster for this session."""
+    with _fail_unless_started("Redis Cluster", redis_cluster_endpoint()) as url:
+        yield url
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A Redis deployment the sinks and readers must work on: ``mode`` is ``SHOPSTREAM_REDIS_MODE``."""
+
+    mode: str
+    url: str
+    client: redis.Redis | redis.RedisCluster
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_target(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[RedisTarget]:
+    """Each test runs against a single Redis node and against a Redis Cluster; the test's keys are deleted after."""
+    mode = request.param
+    url = request.getfixturevalue("redis_url" if mode == "single" else "redis_cluster_url")
+    client = redis.Redis.from_url(url) if mode == "single" else redis.RedisCluster.from_url(url)
+    try:
+        yield RedisTarget(mode, url, client)
+    finally:
+        for key in list(client.scan_iter(match=f"{key_prefix}*", count=1000)):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture

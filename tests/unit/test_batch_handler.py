@@ -14,23 +14,36 @@ from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from shopstream.contracts.lists import RecList
 from shopstream.models import events
-from shopstream.models.engine import RecList, RecommenderStack, StackConfig
+from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams import batch, metrics
-from shopstream.streams.batch import BatchHandler, Record
+from shopstream.streams.batch import BatchHandler, DeadLetterSend, Record
 from shopstream.streams.redis_sink import RedisSink
+from shopstream.streams.sink import RetryingWriter, Sink
 
 STEP = 40_000  # the worker's default SHOPSTREAM_BATCH_STEP_EVENTS
 
 
 class MemorySink:
+    """A :class:`Sink` that keeps what it is given."""
+
     def __init__(self) -> None:
         self.batches: list[list[RecList]] = []
 
-    async def write(self, lists: Sequence[RecList]) -> float:
+    async def write(self, lists: Sequence[RecList], updated_at: float) -> None:
         self.batches.append(list(lists))
-        return time.time()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def handler_for(stack: RecommenderStack, sink: Sink, send: DeadLetterSend, step_events: int = STEP) -> BatchHandler:
+    return BatchHandler(stack, RetryingWriter(sink), send, step_events)
 
 
 def metric(name: str, **labels: str) -> float:
@@ -47,7 +60,7 @@ async def test_valid_events_are_learned_and_rejects_dead_lettered() -> None:
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         letters.extend(records)
 
-    handler = BatchHandler(RecommenderStack(StackConfig(session_model="transitions")), sink, send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(RecommenderStack(StackConfig(session_model="transitions")), sink, send)
     now = time.time()
     good = {"event_id": "h1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
     before = (metric("shopstream_events_total", type="view", outcome="processed"),
@@ -82,21 +95,21 @@ async def test_records_of_valid_events_skip_the_per_event_path(monkeypatch: pyte
 
     monkeypatch.setattr(events, "decode_events", slow)
     monkeypatch.setattr(events, "parse_event", slow)
-    handler = BatchHandler(RecommenderStack(), sink, send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(RecommenderStack(), sink, send)
     generated = SyntheticTraffic(seed=3, start_ts=time.time() - 600, rate=1.0).take(600)
     assert await handler.handle([record(*generated[i : i + 200]) for i in range(0, 600, 200)]) == 600
     assert sink.batches
 
 
 async def test_a_failing_sink_fails_the_batch_so_it_is_not_acknowledged() -> None:
-    class BrokenSink:
-        async def write(self, lists: Sequence[RecList]) -> float:
+    class BrokenSink(MemorySink):
+        async def write(self, lists: Sequence[RecList], updated_at: float) -> None:
             raise RuntimeError("disk on fire")
 
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         raise AssertionError("dead letters must wait for the Redis write")
 
-    handler = BatchHandler(RecommenderStack(), BrokenSink(), send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(RecommenderStack(), BrokenSink(), send)
     good = {"event_id": "b1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
     with pytest.raises(RuntimeError):
         await handler.handle([record(good), record(raw=b"{")])
@@ -108,7 +121,7 @@ async def test_a_large_batch_is_learned_and_written_in_steps() -> None:
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(RecommenderStack(), sink, send, step_events=2)  # type: ignore[arg-type]
+    handler = handler_for(RecommenderStack(), sink, send, 2)
     now = time.time()
     events = [{"event_id": f"st{i}", "ts": now, "session_id": f"s{i}", "type": "view", "item_id": "i1"}
               for i in range(5)]
@@ -140,9 +153,9 @@ class FlakyRedis:
                                          ResponseError("OOM command not allowed when used memory > 'maxmemory'")])
 async def test_the_sink_retries_until_redis_answers_and_writes_every_key_with_a_ttl(first_error: Exception) -> None:
     client = FlakyRedis(first_error)
-    sink = RedisSink(client, "p:", {"session": 60, "trending": 30})  # type: ignore[arg-type]
+    writer = RetryingWriter(RedisSink(client, "p:", {"session": 60, "trending": 30}))  # type: ignore[arg-type]
     retries = metric("shopstream_redis_retries_total")
-    await sink.write([RecList("session", "s1", "m", ["a"], [1.0], 0.0), RecList("trending", "all", "m", [], [], 0.0)])
+    await writer.write([RecList("session", "s1", "m", ["a"], [1.0], 0.0), RecList("trending", "all", "m", [], [], 0.0)])
     assert client.calls == 2 and metric("shopstream_redis_retries_total") == retries + 1
     assert [(key, ex) for key, _, ex in client.written] == [("p:rec:session:s1", 60), ("p:rec:trending", 30)]
     assert orjson.loads(client.written[0][1])["items"] == ["a"]
@@ -154,7 +167,7 @@ async def test_an_idle_stream_still_gets_its_throttled_lists() -> None:
     async def send(records: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(RecommenderStack(StackConfig(trending_refresh_s=0.2)), sink, send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(RecommenderStack(StackConfig(trending_refresh_s=0.2)), sink, send)
     now = time.time()
     first = {"event_id": "f1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"}
     await handler.handle([record(first)])
@@ -176,7 +189,7 @@ async def test_the_event_loop_answers_while_a_step_runs_and_the_stack_is_locked(
     async def send(_: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(SlowStack(), MemorySink(), send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(SlowStack(), MemorySink(), send)
     now = time.time()
     batch = [record({"event_id": "t1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1"})]
     ticks: list[float] = []
@@ -230,7 +243,7 @@ async def test_a_cancelled_batch_keeps_the_stack_locked_until_its_step_ends() ->
     async def send(_: list[tuple[bytes | None, bytes]]) -> None:
         return None
 
-    handler = BatchHandler(SlowStack(), MemorySink(), send, STEP)  # type: ignore[arg-type]
+    handler = handler_for(SlowStack(), MemorySink(), send)
     event = {"event_id": "c1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
     handling = asyncio.create_task(handler.handle([record(event)]))
     await asyncio.sleep(0.1)

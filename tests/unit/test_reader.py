@@ -15,12 +15,12 @@ from shopstream.client.reader import (
     RecommendationReader,
     StoredList,
     decode,
-    key,
     merge,
     recommend_chain,
     similar_chain,
 )
-from shopstream.streams.redis_sink import redis_key
+from shopstream.contracts.lists import BY_NAME
+from tests.servers import RedisTarget
 
 NOW = 1_700_000_100.0
 
@@ -38,12 +38,8 @@ def value(items: list[str], model: str = "m", updated_at: float = NOW - 10) -> b
 # --- pure logic -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kind", "key_id"),
-    [("session", "s1"), ("user", "u:1"), ("item", "sku-9"), ("category", "toys"), ("trending", "all")],
-)
-def test_key_layout_matches_the_writer(kind: str, key_id: str) -> None:
-    assert key("p:", kind, key_id) == redis_key("p:", kind, key_id)
+def key(prefix: str, kind: str, key_id: str = "all") -> str:
+    return BY_NAME[kind].key(prefix, key_id)
 
 
 def test_chain_order_and_missing_ids() -> None:
@@ -121,6 +117,12 @@ class CountingRedis(redis.Redis):
 
 
 @pytest.fixture
+def redis_client(redis_target: RedisTarget) -> redis.Redis | redis.RedisCluster:
+    """The reader's tests run on a single Redis node and on a Redis Cluster."""
+    return redis_target.client
+
+
+@pytest.fixture
 def reader(redis_client: redis.Redis, key_prefix: str) -> RecommendationReader:
     return RecommendationReader(redis_client, key_prefix, clock=lambda: NOW)
 
@@ -155,7 +157,8 @@ def test_similar_against_redis(redis_client: redis.Redis, key_prefix: str, reade
     assert (recs.items, recs.sources, recs.model) == (["i2", "t1"], ["item", "trending"], "transitions")
 
 
-def test_one_round_trip_per_call(redis_url: str, key_prefix: str, redis_client: redis.Redis) -> None:
+def test_one_round_trip_per_call(redis_url: str, key_prefix: str) -> None:
+    """On one node; on a cluster the chain's keys are read with one MGET per hash slot."""
     client = CountingRedis.from_url(redis_url)
     client.calls = []
     try:
@@ -166,13 +169,16 @@ def test_one_round_trip_per_call(redis_url: str, key_prefix: str, redis_client: 
     assert client.calls == ["MGET", "MGET"]
 
 
-def test_async_reader_gives_the_same_answer(redis_url: str, redis_client: redis.Redis, key_prefix: str,
+def test_async_reader_gives_the_same_answer(redis_target: RedisTarget, redis_client: redis.Redis, key_prefix: str,
                                             reader: RecommendationReader) -> None:
     redis_client.set(key(key_prefix, "trending"), value(["t1", "t2"]), ex=60)
     redis_client.set(key(key_prefix, "session", "s1"), value(["a"]), ex=60)
 
     async def read() -> tuple[object, object]:
-        client = aioredis.from_url(redis_url)
+        if redis_target.mode == "cluster":
+            client = aioredis.RedisCluster.from_url(redis_target.url)
+        else:
+            client = aioredis.from_url(redis_target.url)
         try:
             async_reader = AsyncRecommendationReader(client, key_prefix, clock=lambda: NOW)
             return await async_reader.recommend(session_id="s1", k=3), await async_reader.similar("t1", k=3)

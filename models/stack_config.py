@@ -1,0 +1,31 @@
+"""Capacities, horizons and refresh intervals of the model stack, with their defaults (the only copy:
+the worker's settings take theirs from here). Dependency-free, so settings can import it without the models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SessionModelName = Literal["transitions", "vsknn"]  # docs/evaluation.md compares them
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Capacities and horizons of the model stack; every structure is bounded by one of these."""
+
+    top_k: int = 20
+    max_sessions: int = 200_000
+    max_users: int = 200_000
+    max_items: int = 200_000
+    session_ttl_s: float = 1800.0
+    trending_half_life_s: float = 6 * 3600.0
+    dedupe_window: int = 500_000
+    session_model: SessionModelName = "transitions"
+    mf_negatives: int = 1
+    forecast_window_s: float = 86400.0
+    forecast_horizon: int = 7
+    forecast_lateness_s: float = 600.0  # partitions are consumed side by side, not in time order
+    item_refresh_s: float = 5.0  # an item's similar-items list is rewritten at most this often (event time)
+    user_refresh_s: float = 1.0  # and a user's list; session lists are rewritten in every batch that touches them
+    trending_refresh_s: float = 1.0  # and the trending lists (global and per category)
+    seed: int = 0
