@@ -30,6 +30,9 @@ class Model(ABC):
     """Something that learns online, one event at a time, and can tell how much state it holds."""
 
     name: ClassVar[str]
+    #: Whether serving leaves later answers exactly as if it had not happened. A model with a serving cache
+    #: that tolerates some staleness (``ItemTransitions``' vote cache) sets False; tests hold the rest to it.
+    exact_serving: ClassVar[bool] = True
 
     @abstractmethod
     def learn_one(self, event: Event) -> None:

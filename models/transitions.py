@@ -126,6 +126,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
     """
 
     name = "transitions"
+    exact_serving = False  # an item's votes are cached when served, until its edges grew by vote_staleness
 
     def __init__(
         self,

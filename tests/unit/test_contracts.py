@@ -1,0 +1,49 @@
+"""The list contract is the only copy: the engine builds every kind, the settings name every TTL and refresh
+interval it points at, and docs/redis-keys.md shows exactly what it declares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from shopstream.config.settings import WorkerSettings
+from shopstream.contracts.lists import BY_NAME, LISTS, key_table
+from shopstream.models.engine import RecommenderStack
+from shopstream.models.stack_config import StackConfig
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "redis-keys.md"
+
+
+def test_the_key_page_shows_the_contract() -> None:
+    defaults = {name: field.default for name, field in WorkerSettings.model_fields.items()}
+    assert key_table(defaults) in DOC.read_text(encoding="utf-8")
+
+
+def test_every_setting_the_contract_names_exists() -> None:
+    for spec in LISTS:
+        assert spec.ttl_setting in WorkerSettings.model_fields
+        assert spec.refresh_setting is None or spec.refresh_setting in {f.name for f in fields(StackConfig)}
+
+
+def test_kinds_have_unique_names_and_keys() -> None:
+    assert len(BY_NAME) == len(LISTS)
+    assert len({spec.key_template for spec in LISTS}) == len(LISTS)
+    assert all(re.fullmatch(r"[a-z:_]*(\{[a-z_]+\})?", spec.key_template) for spec in LISTS)
+
+
+def test_the_engine_builds_every_kind_and_refuses_an_unknown_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    RecommenderStack()
+    monkeypatch.setitem(BY_NAME, "new_kind", LISTS[0])  # type: ignore[index]
+    with pytest.raises(TypeError, match="new_kind"):
+        RecommenderStack()
+
+
+def test_the_stack_defaults_live_in_one_place() -> None:
+    """Every StackConfig field is a worker setting with the same default, and the settings build it."""
+    for field in fields(StackConfig):
+        assert WorkerSettings.model_fields[field.name].default == field.default, field.name
+    assert WorkerSettings().stack_config() == StackConfig()
+    assert WorkerSettings(item_refresh_s=9.0).stack_config().item_refresh_s == 9.0
