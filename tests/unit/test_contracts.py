@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shopstream.config.settings import WorkerSettings
+from shopstream.config.settings import CollectorSettings, WorkerSettings
 from shopstream.contracts.lists import BY_NAME, LISTS, key_table
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.stack_config import StackConfig
@@ -47,3 +47,15 @@ def test_the_stack_defaults_live_in_one_place() -> None:
         assert WorkerSettings.model_fields[field.name].default == field.default, field.name
     assert WorkerSettings().stack_config() == StackConfig()
     assert WorkerSettings(item_refresh_s=9.0).stack_config().item_refresh_s == 9.0
+
+
+def test_every_setting_is_documented() -> None:
+    page = (DOC.parent / "configuration.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"SHOPSTREAM_[A-Z_]+", page)) | {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"}
+    # Grouped rows name the first variable in full and the others by their suffix (`_USER_S`).
+    suffixes = set(re.findall(r"`(_[A-Z_]+)`", page))
+    for cls in (WorkerSettings, CollectorSettings):
+        for name in cls.model_fields:
+            env = f"SHOPSTREAM_{name.upper()}"
+            assert env in documented or name.upper() in documented or any(
+                env.endswith(suffix) for suffix in suffixes), env
