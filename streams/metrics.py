@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shopstream.contracts.lists import LISTS
 from shopstream.models.events import EVENT_TYPES
 
 # Event-to-Redis latency is tens of milliseconds when healthy and seconds when lagging.
@@ -65,6 +66,9 @@ REDIS_PIPELINE = Histogram(
 REDIS_ERRORS = Counter("shopstream_redis_errors_total", "Failed Redis pipeline executions.")
 REDIS_RETRIES = Counter("shopstream_redis_retries_total", "Retries of Redis pipeline executions.")
 KEYS_WRITTEN = Counter("shopstream_redis_keys_written_total", "Recommendation keys written.", ["kind"])
+for _spec in LISTS:  # the ``kind`` label takes the contract's kinds, each exported from the start
+    FRESHNESS.labels(_spec.name)
+    KEYS_WRITTEN.labels(_spec.name)
 MODEL_ENTITIES = Gauge("shopstream_model_entities", "Entities held by the models, by kind.", ["kind"])
 LAST_EVENT = Gauge(
     "shopstream_last_event_timestamp_seconds", "Kafka timestamp of the newest event processed."
