@@ -59,3 +59,17 @@ def test_every_setting_is_documented() -> None:
             env = f"SHOPSTREAM_{name.upper()}"
             assert env in documented or name.upper() in documented or any(
                 env.endswith(suffix) for suffix in suffixes), env
+
+
+def test_a_back_end_reads_lists_without_the_worker() -> None:
+    """The client and the contract load neither models, Faust, Kafka clients nor NumPy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, shopstream.client.reader; "
+            "heavy = {'numpy', 'river', 'faust', 'aiokafka', 'msgspec'}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & heavy), "
+            "sorted(m for m in sys.modules if m.startswith('shopstream.') and not m.startswith("
+            "('shopstream.client', 'shopstream.contracts'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[] []"
