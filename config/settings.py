@@ -15,6 +15,8 @@ from typing import TypeVar
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shopstream.models.events import DEFAULT_LIMITS, EventLimits
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -35,6 +37,13 @@ class CommonSettings(BaseSettings):
     topic_partitions: int = Field(8, ge=1, le=1024)
     key_prefix: str = ""
     log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
+    # Event value bounds (docs/events.md); the collector and the worker must agree on them.
+    max_future_skew_s: float = Field(DEFAULT_LIMITS.max_future_skew_s, ge=0, le=86400)
+    max_price: float = Field(DEFAULT_LIMITS.max_price, gt=0, le=1e15)
+    max_quantity: int = Field(DEFAULT_LIMITS.max_quantity, ge=1, le=10**9)
+
+    def event_limits(self) -> EventLimits:
+        return EventLimits(self.max_future_skew_s, self.max_price, self.max_quantity)
 
 
 class WorkerSettings(CommonSettings):
