@@ -116,17 +116,17 @@ async def measure(
 ) -> CollectorResult:
     port = processes.free_port()
     log = workdir / "collector.log"
-    proc = processes.start_component(
-        "collector", {**os.environ, **env, "SHOPSTREAM_PORT": str(port), "SHOPSTREAM_HOST": "127.0.0.1"}, log
-    )
+    collector_env, key = processes.local_collector_env(port)
+    proc = processes.start_component("collector", {**os.environ, **env, **collector_env}, log)
     try:
         base = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(processes.wait_ready, proc, base, 120.0, log)
         events = synthetic(seed, batch_events + single_events)
         batched = list(bodies(itertools.islice(events, batch_events), batch))
         singles = list(bodies(events, 1))
-        ndjson = await load(http, f"{base}/v1/events", f"ndjson x{batch}", batched, concurrency, max_seconds)
-        single = await load(http, f"{base}/v1/events", "single", singles, concurrency, max_seconds)
+        url = f"{base}/v1/events?key={key}"
+        ndjson = await load(http, url, f"ndjson x{batch}", batched, concurrency, max_seconds)
+        single = await load(http, url, "single", singles, concurrency, max_seconds)
     finally:
         await asyncio.to_thread(processes.stop, proc)
     partitions = int(env["SHOPSTREAM_TOPIC_PARTITIONS"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def local_collector_env(port: int, *sites: str) -> tuple[dict[str, str], str]:
+    """Settings of a collector on 127.0.0.1 that the demo, the bench and the tests post to, and its write key
+    (fresh, for ``sites``, else for the collector's own origin): one trusted client, so no rate limits."""
+    key = f"local-{secrets.token_hex(8)}"
+    keys = ",".join(f"{key}={site}" for site in sites or (f"http://127.0.0.1:{port}",))
+    env = {"SHOPSTREAM_HOST": "127.0.0.1", "SHOPSTREAM_PORT": str(port), "SHOPSTREAM_WRITE_KEYS": keys,
+           "SHOPSTREAM_RATE_LIMIT_PER_KEY": "0", "SHOPSTREAM_RATE_LIMIT_PER_ADDRESS": "0"}
+    return env, key
 
 
 def start(module: str, args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:

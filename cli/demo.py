@@ -105,9 +105,10 @@ def _processed(worker_url: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     logs = Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
+    collector_env, write_key = processes.local_collector_env(args.collector_port)
     env = {
         **os.environ,
-        "SHOPSTREAM_PORT": str(args.collector_port),
+        **collector_env,
         "SHOPSTREAM_WEB_PORT": str(args.worker_port),
         "SHOPSTREAM_LOG_LEVEL": os.environ.get("SHOPSTREAM_LOG_LEVEL", "warn"),
     }
@@ -122,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
         print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "
               f"in NDJSON batches of {BATCH}...")
-        accepted, rejected = asyncio.run(_post_traffic(f"{collector_url}/v1/events", events, args.rate))
+        url = f"{collector_url}/v1/events?key={write_key}"
+        accepted, rejected = asyncio.run(_post_traffic(url, events, args.rate))
         print(f"Collector: {accepted} accepted, {rejected} rejected (sent to the dead-letter topic)")
         deadline = time.monotonic() + 60
         while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:

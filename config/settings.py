@@ -13,10 +13,11 @@ import tempfile
 from dataclasses import fields
 from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopstream.contracts.lists import LISTS
+from shopstream.models.events import DEFAULT_LIMITS, EventLimits
 from shopstream.models.stack_config import SessionModelName, StackConfig
 
 S = TypeVar("S", bound=BaseSettings)
@@ -40,6 +41,13 @@ class CommonSettings(BaseSettings):
     topic_partitions: int = Field(8, ge=1, le=1024)
     key_prefix: str = ""
     log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
+    # Event value bounds (docs/events.md); the collector and the worker must agree on them.
+    max_future_skew_s: float = Field(DEFAULT_LIMITS.max_future_skew_s, ge=0, le=86400)
+    max_price: float = Field(DEFAULT_LIMITS.max_price, gt=0, le=1e15)
+    max_quantity: int = Field(DEFAULT_LIMITS.max_quantity, ge=1, le=10**9)
+
+    def event_limits(self) -> EventLimits:
+        return EventLimits(self.max_future_skew_s, self.max_price, self.max_quantity)
 
 
 class WorkerSettings(CommonSettings):
@@ -85,15 +93,30 @@ class WorkerSettings(CommonSettings):
 
 
 class CollectorSettings(CommonSettings):
-    """The HTTP collector trackers post to."""
+    """The HTTP collector trackers post to; who may send and how much (docs/security.md)."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    max_events_per_request: int = Field(1000, ge=1)
-    cors_origins: str = "*"
+    metrics_port: int = Field(0, ge=0, le=65535)  # 0: /metrics on ``port``
+    max_body_bytes: int = Field(262_144, ge=1024, le=4_194_304)
+    max_events_per_request: int = Field(500, ge=1, le=10_000)
+    read_timeout_s: float = Field(10.0, gt=0, le=300)
+    write_keys: str = ""
+    write_keys_file: str = ""
+    allow_anonymous: bool = False
+    cors_origins: str = ""  # empty: the write keys' origins
+    rate_limit_per_key: float = Field(1000.0, ge=0)  # requests/s; 0: unlimited
+    rate_limit_per_address: float = Field(20.0, ge=0)
+    rate_limit_burst_s: float = Field(2.0, gt=0, le=60)  # a bucket holds this many seconds of its rate
     max_events_per_record: int = Field(200, ge=1)
     publish_linger_s: float = Field(0.002, ge=0, le=1)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if {"*", "null"} & {origin.strip() for origin in value.split(",")}:
+            raise ValueError("list the allowed origins; '*' and 'null' would allow any page to send")
+        return value
 
 
 def load(cls: type[S], **overrides: object) -> S:

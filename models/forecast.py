@@ -179,6 +179,8 @@ class WindowedForecaster(Model):
         self._open.add(window)
         quantity = event.quantity or 1
         value = quantity if self.measure == "units" else quantity * (event.price or 0.0)
+        if not math.isfinite(value):  # events are bounded (EventLimits); an Event built in code may not be
+            return
         keys: list[SeriesKey] = [("shop", None), ("item", event.item_id)]
         if event.category is not None:
             keys.append(("category", event.category))
@@ -247,7 +249,8 @@ class WindowedForecaster(Model):
         series = self._get(key, create=False)
         if series is None or series.closed < self.min_periods:
             return []
-        return [max(0.0, float(v)) for v in series.model.forecast(horizon)]
+        values = [max(0.0, float(v)) for v in series.model.forecast(horizon)]
+        return values if all(math.isfinite(v) for v in values) else []
 
     def size(self) -> dict[str, int]:
         return {"series": len(self._series)}

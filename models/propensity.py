@@ -50,6 +50,10 @@ def _features(snapshot: tuple[float, ...]) -> dict[str, float]:
     }
 
 
+def _finite(features: dict[str, float]) -> bool:
+    return all(math.isfinite(value) for value in features.values())
+
+
 class SessionPropensity(Model):
     """P(session ends in a purchase) from session features, learned online with delayed labels.
 
@@ -167,7 +171,9 @@ class SessionPropensity(Model):
 
     def _label(self, session: _Session, converted: bool) -> None:
         for snapshot in session.snapshots:
-            self._model.learn_one(_features(snapshot), converted)
+            features = _features(snapshot)
+            if _finite(features):  # one infinite feature would turn every weight, so every session's score, NaN
+                self._model.learn_one(features, converted)
         self.labelled[converted] += 1
 
     def predict_session(self, session_id: str) -> float | None:
@@ -176,7 +182,11 @@ class SessionPropensity(Model):
         if session is None:
             return None
         snapshot = session.snapshots[-1] if session.snapshots else session.snapshot()  # as last learned
-        return self._model.predict_proba_one(_features(snapshot)).get(True, 0.0)
+        features = _features(snapshot)
+        if not _finite(features):
+            return None
+        probability = self._model.predict_proba_one(features).get(True, 0.0)
+        return probability if math.isfinite(probability) else None
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}

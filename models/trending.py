@@ -74,7 +74,7 @@ class DecayedScores:
         if not len(self._index) or self._t_ref is None:
             return []
         scores = self._scores[: self._index.high]
-        rows = top_k(scores, k, valid=scores > 0)
+        rows = top_k(scores, k, valid=np.isfinite(scores) & (scores > 0))
         scale = math.exp((self._t_ref - self._t_now) / self._tau)
         return list(zip(self._index.ids(rows), (self._scores[rows] * scale).tolist(), strict=True))
 

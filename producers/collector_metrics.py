@@ -23,3 +23,6 @@ PRODUCE_ERRORS = Counter("shopstream_kafka_produce_errors_total", "Failed publis
 for _outcome in ("accepted", "rejected"):
     EVENTS.labels(_outcome)
 PRODUCE_ERRORS.labels("collector")
+PRODUCER_RESTARTS = Counter(
+    "shopstream_collector_producer_restarts_total", "Kafka producers replaced after a failed send."
+)

@@ -7,12 +7,18 @@ record whatever it carries, so packing a call's events per partition rather than
 the records of live traffic by the number of concurrent sessions (docs/performance.md). Every send
 is awaited until the broker acknowledges it (``acks=all``), so a caller that returns has not lost
 anything it was given.
+
+A failed send replaces the producer: after a broker restart aiokafka's idempotent producer can keep failing
+with ``OutOfOrderSequenceNumber`` until restarted (aio-libs/aiokafka#1017), and a new producer gets a new
+producer id. Until the new one has started, calls fail at once with :class:`PublisherUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,6 +26,12 @@ from aiokafka.partitioner import murmur2
 
 from shopstream.config.settings import CollectorSettings
 from shopstream.models.events import encode_events
+from shopstream.producers import collector_metrics as metrics
+
+log = logging.getLogger(__name__)
+#: A record's value at most: below the broker's default ``max.message.bytes`` (1 MiB) with room to spare, so
+#: that events which are each within bounds can never make a record the broker refuses.
+MAX_RECORD_BYTES = 512 * 1024
 
 
 def session_partition(session_id: str, partitions: int) -> int:
@@ -29,6 +41,23 @@ def session_partition(session_id: str, partitions: int) -> int:
     (7, 3, 7)
     """
     return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def encode_within(chunk: list[dict[str, Any]], max_bytes: int) -> list[bytes]:
+    """The chunk's record values, halved until each fits ``max_bytes`` (a single event always makes one).
+
+    >>> [len(v) for v in encode_within([{"n": "x" * 10}] * 4, 40)]
+    [39, 39]
+    """
+    value = encode_events(chunk)
+    if len(value) <= max_bytes or len(chunk) == 1:
+        return [value]
+    half = len(chunk) // 2
+    return encode_within(chunk[:half], max_bytes) + encode_within(chunk[half:], max_bytes)
+
+
+class PublisherUnavailable(ConnectionError):
+    """The producer is being replaced after a failed send; retry shortly."""
 
 
 def group_by_partition(
@@ -53,7 +82,8 @@ def group_by_partition(
 
 
 class EventPublisher:
-    """An idempotent, acknowledged producer of event batches and dead letters."""
+    """An idempotent, acknowledged producer of event batches and dead letters that replaces its producer
+    after a failed send."""
 
     def __init__(
         self,
@@ -62,23 +92,32 @@ class EventPublisher:
         dlq_topic: str,
         max_events_per_record: int = 200,
         linger_s: float = 0.002,
+        restart_backoff_s: float = 1.0,
     ) -> None:
+        self.bootstrap = bootstrap
         self.events_topic = events_topic
         self.dlq_topic = dlq_topic
         self.max_events_per_record = max_events_per_record
         # Calls within ``linger_s`` of each other share records: concurrent single-event requests to
         # the collector become one record per partition, not one record each.
         self.linger_s = linger_s
+        self.restart_backoff_s = restart_backoff_s
         self._pending: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[int]] = []
         self._flush: asyncio.Task[None] | None = None  # the linger collecting calls now
         self._sending: set[asyncio.Task[None]] = set()  # every linger not yet acked, for ``stop``
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._restart: asyncio.Task[None] | None = None  # replacing a failed producer
+        self.make_producer: Callable[[], AIOKafkaProducer] = self._new_producer
+        self.producer: AIOKafkaProducer | None = None
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_batch_size=512 * 1024,
+            max_batch_size=MAX_RECORD_BYTES,
+            max_request_size=2 * MAX_RECORD_BYTES,
             request_timeout_ms=10_000,
         )
 
@@ -90,11 +129,48 @@ class EventPublisher:
         )
 
     async def start(self) -> None:
+        self.producer = self.make_producer()
         await self.producer.start()
 
     async def stop(self) -> None:
         await asyncio.gather(*self._sending, return_exceptions=True)
-        await self.producer.stop()
+        if self._restart is not None:
+            self._restart.cancel()
+            await asyncio.gather(self._restart, return_exceptions=True)
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def _live(self) -> AIOKafkaProducer:
+        if self.producer is None or self._restart is not None:
+            raise PublisherUnavailable("the Kafka producer is restarting after a failed send")
+        return self.producer
+
+    def _failed(self, exc: BaseException) -> None:
+        """A send failed: replace the producer, once, however many sends fail with it."""
+        if self._restart is None and self.producer is not None:
+            log.error("a Kafka send failed (%s: %s); replacing the producer", type(exc).__name__, exc)
+            self._restart = asyncio.create_task(self._replace(self.producer))
+
+    async def _replace(self, failed: AIOKafkaProducer) -> None:
+        with contextlib.suppress(Exception):  # it failed already; its unsent batches fail their callers
+            await asyncio.wait_for(failed.stop(), 5.0)
+        attempts = 0
+        while True:
+            producer = self.make_producer()
+            try:
+                await producer.start()
+            except Exception as exc:
+                attempts += 1
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if attempts == 1:
+                    log.error("Kafka producer cannot start (%s); retrying every %.1fs", exc, self.restart_backoff_s)
+                await asyncio.sleep(self.restart_backoff_s)
+                continue
+            break
+        self.producer, self._restart = producer, None
+        metrics.PRODUCER_RESTARTS.inc()
+        log.warning("Kafka producer replaced after %d failed start(s)", attempts)
 
     async def publish(self, events: Iterable[dict[str, Any]]) -> int:
         """Send events grouped per partition, with those of calls made within the linger; returns the
@@ -102,6 +178,7 @@ class EventPublisher:
         batch = list(events)
         if not batch:
             return 0
+        self._live()
         self._pending.extend(batch)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(done)
@@ -116,11 +193,15 @@ class EventPublisher:
         events, waiters = self._pending, self._waiters
         self._pending, self._waiters, self._flush = [], [], None
         try:
-            partitions = len(await self.producer.partitions_for(self.events_topic))
-            chunks = group_by_partition(events, partitions, self.max_events_per_record)
+            producer = self._live()
+            partitions = len(await producer.partitions_for(self.events_topic))
+            values = [
+                (partition, value)
+                for partition, chunk in group_by_partition(events, partitions, self.max_events_per_record)
+                for value in encode_within(chunk, MAX_RECORD_BYTES)
+            ]
             pending = [
-                await self.producer.send(self.events_topic, encode_events(chunk), partition=partition)
-                for partition, chunk in chunks
+                await producer.send(self.events_topic, value, partition=partition) for partition, value in values
             ]
             await asyncio.gather(*pending)
         except asyncio.CancelledError:
@@ -128,21 +209,32 @@ class EventPublisher:
                 waiter.cancel()
             raise
         except Exception as exc:
+            if not isinstance(exc, PublisherUnavailable):
+                self._failed(exc)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
             return
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(len(chunks))
+                waiter.set_result(len(values))
 
     async def publish_dead_letters(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        pending = [await self.producer.send(self.dlq_topic, value, key=key) for key, value in records]
-        await asyncio.gather(*pending)
+        if not records:
+            return
+        producer = self._live()
+        try:
+            pending = [await producer.send(self.dlq_topic, value, key=key) for key, value in records]
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            self._failed(exc)
+            raise
 
     async def ready(self) -> bool:
-        """True when the broker answers a metadata request for the events topic."""
+        """True when the producer is not being replaced and a broker answers a metadata request now
+        (``partitions_for`` would answer from its cache during an outage)."""
         try:
-            return bool(await asyncio.wait_for(self.producer.partitions_for(self.events_topic), 2.0))
+            producer = self._live()
+            return bool(await asyncio.wait_for(producer.client.force_metadata_update(), 2.0))
         except Exception:
             return False

@@ -2,13 +2,14 @@
  *
  *   <script src="/static/tracker.js"></script>
  *   <script>
- *     shopstream.init({ endpoint: "https://collect.example.com/v1/events", userId: "u-42" });
+ *     shopstream.init({ endpoint: "https://collect.example.com/v1/events", writeKey: "shop-key-0001",
+ *                       userId: "u-42" });
  *     shopstream.track("view", "sku-1", { price: 19.99, category: "toys" });
  *   </script>
  *
  * Events are batched and POSTed as a JSON array with Content-Type text/plain: a CORS-safelisted type,
  * so neither fetch nor sendBeacon needs a preflight, and the collector decodes any non-NDJSON body as
- * JSON whatever its content type. When the page is hidden or left, what is queued goes out with
+ * JSON whatever its content type. The site's write key goes in the URL (a header would need a preflight). When the page is hidden or left, what is queued goes out with
  * navigator.sendBeacon, which the browser delivers after the page is gone. Nothing here ever throws
  * into the page: tracking must not break a shop.
  */
@@ -239,6 +240,10 @@
     options = options || {};
     if (!options.endpoint) return warn("init() needs an endpoint");
     config.endpoint = String(options.endpoint);
+    if (options.writeKey) {
+      config.endpoint += (config.endpoint.indexOf("?") < 0 ? "?" : "&") + "key=" +
+        encodeURIComponent(String(options.writeKey));
+    }
     config.userId = options.userId ? String(options.userId) : null;
     config.batchSize = Math.max(1, number(options.batchSize, true) || 20);
     config.flushIntervalMs = Math.max(0, number(options.flushIntervalMs, true) || 2000);

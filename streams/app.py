@@ -35,6 +35,7 @@ app = faust.App(
     # (~170 events each) held in memory; four batches keep the worker fed.
     stream_buffer_maxsize=4 * settings.batch_max_records,
     web_host=settings.web_host,
+    web_bind=settings.web_host,  # web_host only names the server in URLs; web_bind is the listen address
     web_port=settings.web_port,
     web_in_thread=False,
     datadir=settings.data_dir,

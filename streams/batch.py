@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from threadpoolctl import threadpool_limits
 
 from shopstream.models.engine import BatchOutput, RecommenderStack
-from shopstream.models.events import Event, dead_letter, parse_record
+from shopstream.models.events import DEFAULT_LIMITS, Event, EventLimits, dead_letter, parse_record
 from shopstream.streams import metrics
 from shopstream.streams.sink import RetryingWriter
 
 
 @dataclass(slots=True)
 class Record:
-    """What the worker needs of a Kafka record; ``timestamp`` is in seconds."""
+    """What the worker needs of a Kafka record; ``timestamp`` is in seconds; ``value`` is None for a tombstone."""
 
     key: bytes | None
-    value: bytes
+    value: bytes | None
     timestamp: float
 
 
@@ -79,9 +79,11 @@ class BatchHandler:
     """Processes batches for the agent; returns only when the sink and the DLQ have acknowledged."""
 
     def __init__(
-        self, stack: RecommenderStack, writer: RetryingWriter, send_dead_letters: DeadLetterSend, step_events: int
+        self, stack: RecommenderStack, writer: RetryingWriter, send_dead_letters: DeadLetterSend, step_events: int,
+        limits: EventLimits = DEFAULT_LIMITS,
     ) -> None:
         self.stack = stack
+        self.limits = limits
         self.writer = writer
         self.send_dead_letters = send_dead_letters
         # A batch is learned and written in steps of at most this many events; each touched list is
@@ -104,7 +106,7 @@ class BatchHandler:
         rejects: list[tuple[bytes | None, bytes]] = []
         reasons: Counter[str] = Counter()
         for record in records:
-            events, rejected = parse_record(record.value, now)
+            events, rejected = parse_record(record.value, now, self.limits)
             valid += [(event, record.timestamp) for event in events]
             for raw, error in rejected:
                 rejects.append((record.key, dead_letter(raw, error, "worker", now)))

@@ -27,4 +27,6 @@ def build_sink(settings: WorkerSettings) -> RedisSink | RedisClusterSink:
 def build_handler(settings: WorkerSettings, sink: Sink, send_dead_letters: DeadLetterSend) -> BatchHandler:
     """A batch handler over a fresh model stack, writing through ``sink`` with the retry policy."""
     stack = RecommenderStack(settings.stack_config())
-    return BatchHandler(stack, RetryingWriter(sink), send_dead_letters, settings.batch_step_events)
+    return BatchHandler(
+        stack, RetryingWriter(sink), send_dead_letters, settings.batch_step_events, settings.event_limits()
+    )

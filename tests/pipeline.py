@@ -32,12 +32,15 @@ class Pipeline:
     key_prefix: str
     env: dict[str, str]
     redis: redis.Redis
+    write_key: str
     logs: dict[str, Path] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def post(self, body: bytes, content_type: str = "application/json") -> requests.Response:
+    def post(self, body: bytes, content_type: str = "application/json", key: str | None = None) -> requests.Response:
+        """POST to the collector with the pipeline's write key, or ``key`` ("" for none)."""
+        key = self.write_key if key is None else key
         return requests.post(f"{self.collector_url}/v1/events", data=body, timeout=10,
-                             headers={"Content-Type": content_type})
+                             headers={"Content-Type": content_type}, params={"key": key} if key else None)
 
     def metrics(self, which: str = "worker") -> str:
         url = self.worker_url if which == "worker" else self.collector_url
@@ -67,10 +70,14 @@ def _wait_ready(pipeline: Pipeline, name: str, url: str) -> None:
         pytest.fail(f"{name}: {exc}\n{pipeline.tail()}")
 
 
-def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env: str) -> Pipeline:
-    """Start collector and worker on fresh topics; the caller stops them with :func:`stop_pipeline`."""
+def start_pipeline(
+    kafka_bootstrap: str, redis_url: str, tmp: Path, sites: tuple[str, ...] = (), **extra_env: str
+) -> Pipeline:
+    """Start collector and worker on fresh topics, the collector with a write key for ``sites`` (default: its
+    own origin); the caller stops them with :func:`stop_pipeline`."""
     run = uuid.uuid4().hex[:10]
     collector_port, worker_port = processes.free_port(), processes.free_port()
+    collector_env, write_key = processes.local_collector_env(collector_port, *sites)
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -81,8 +88,7 @@ def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env:
         "SHOPSTREAM_KEY_PREFIX": f"test-{run}:",
         "SHOPSTREAM_APP_ID": f"test-{run}-worker",
         "SHOPSTREAM_DATA_DIR": str(tmp / "worker-data"),
-        "SHOPSTREAM_PORT": str(collector_port),
-        "SHOPSTREAM_HOST": "127.0.0.1",
+        **collector_env,
         "SHOPSTREAM_WEB_PORT": str(worker_port),
         "SHOPSTREAM_WEB_HOST": "127.0.0.1",
         # Short windows so a Holt-Winters season of them closes within a test's traffic.
@@ -98,6 +104,7 @@ def start_pipeline(kafka_bootstrap: str, redis_url: str, tmp: Path, **extra_env:
         key_prefix=env["SHOPSTREAM_KEY_PREFIX"],
         env=env,
         redis=redis.Redis.from_url(redis_url),
+        write_key=write_key,
     )
     for name in ("collector", "worker"):
         start_process(pipeline, name, tmp)

@@ -28,9 +28,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from shopstream.bench import processes
 from shopstream.client.reader import RecommendationReader
 from shopstream.producers.kafka_publisher import session_partition
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, start_pipeline, stop_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,8 @@ PRODUCT_PAGE = """<!doctype html>
 </script>
 <script src="/static/tracker.js"></script>
 <script>
-  shopstream.init({{ endpoint: {endpoint}, userId: "{user_id}", batchSize: 2, flushIntervalMs: 600000 }});
+  shopstream.init({{ endpoint: {endpoint}, writeKey: {write_key}, userId: "{user_id}", batchSize: 2,
+                     flushIntervalMs: 600000 }});
   shopstream.track("view", "{item}", {{ price: {price}, category: "{category}" }});
 </script>
 </head><body>
@@ -90,6 +92,7 @@ class ShopHandler(BaseHTTPRequestHandler):
     """A two-product shop; ``collector_url`` is set on a subclass per test module."""
 
     collector_url = ""
+    write_key = ""
     tracker_js = b""
 
     def do_GET(self) -> None:
@@ -99,6 +102,7 @@ class ShopHandler(BaseHTTPRequestHandler):
             name, price, category, next_item = product
             page = PRODUCT_PAGE.format(
                 name=html.escape(name), endpoint=orjson.dumps(f"{self.collector_url}/v1/events").decode(),
+                write_key=orjson.dumps(self.write_key).decode(),
                 user_id=USER_ID, item=self.path.removeprefix("/product/"), price=price, category=category,
                 next=next_item,
             )
@@ -121,14 +125,33 @@ class ShopHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def shop_url(pipeline: Pipeline) -> Iterator[str]:
+def shop_port() -> int:
+    return processes.free_port()
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory, shop_port: int
+) -> Iterator[Pipeline]:
+    """The pipeline with a write key for the shop's origin: the collector's allow-list is the keys' sites."""
+    running = start_pipeline(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("pipeline"),
+                             sites=(f"http://127.0.0.1:{shop_port}",))
+    try:
+        yield running
+    finally:
+        stop_pipeline(running)
+
+
+@pytest.fixture(scope="module")
+def shop_url(pipeline: Pipeline, shop_port: int) -> Iterator[str]:
     """The shop on its own loopback port: another origin than the collector, so CORS is exercised."""
     handler = type("Shop", (ShopHandler,), {
         "collector_url": pipeline.collector_url,
+        "write_key": pipeline.write_key,
         # From the installed package: proves tracker.js ships as package data.
         "tracker_js": (importlib.resources.files("shopstream.producers") / "tracker.js").read_bytes(),
     })
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", shop_port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -7,6 +7,7 @@ import platform
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import orjson
 import psutil
 import pytest
@@ -251,3 +252,54 @@ async def test_a_cancelled_batch_keeps_the_stack_locked_until_its_step_ends() ->
     with pytest.raises(asyncio.CancelledError):
         await handling
     assert finished and not handler.lock.locked()  # the lock was held until the thread let go of the stack
+
+
+async def test_poisoning_events_are_rejected_or_clamped_and_shared_lists_stay_finite() -> None:
+    """The events that poisoned shared keys before value bounds: a 1e308 price, a 2**64 - 1 quantity, a clock
+    an hour fast. A clock a few minutes fast is within the skew: learned at the worker's clock, not ahead of it."""
+    sink, letters = MemorySink(), []
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        letters.extend(orjson.loads(value) for _, value in records)
+
+    handler = handler_for(RecommenderStack(StackConfig(forecast_window_s=1.0, forecast_lateness_s=0.0)), sink, send)
+    now = time.time()
+
+    def ev(n: str, **fields: object) -> dict:
+        return {"event_id": n, "ts": now - 30, "session_id": "p", "type": "view", "item_id": "i1", **fields}
+
+    history = [ev(f"h{i}{kind}", ts=now - 100 + i, session_id=f"h{i}", type=kind, quantity=2)
+               for i in range(60) for kind in ("view", "purchase")]
+    await handler.handle([record(*history)])
+    poison = [ev("x1", type="add_to_cart", price=1e308, quantity=10), ev("x2", type="purchase"),
+              ev("x3", type="purchase", quantity=2**64 - 1), ev("x4", ts=now + 3540, item_id="future"),
+              ev("x5", ts=now + 200, item_id="soon")]
+    await handler.handle([record(*poison)])
+    await handler.handle([record(ev("a1", session_id="after"), ev("a2", session_id="after", item_id="i2"))])
+    assert [(letter["reason"], letter["field"]) for letter in letters] == [
+        ("bad_value", "price"), ("bad_value", "quantity"), ("bad_timestamp", "ts")]
+    assert handler.stack._now <= time.time()
+    lists = [rec for batch in sink.batches for rec in batch]
+    assert all(np.isfinite(rec.scores).all() for rec in lists)
+    forecasts = [value for rec in lists if rec.kind == "forecast_shop" for value in rec.extra["forecast"]]
+    assert forecasts and max(forecasts) < 100  # two units a second in history
+    after = [rec for rec in sink.batches[-1] if (rec.kind, rec.id) == ("session", "after")]
+    assert 0 <= after[0].extra["purchase_propensity"] <= 1
+
+
+async def test_tombstones_and_huge_garbage_are_dead_lettered_and_the_next_events_learned() -> None:
+    sink, letters = MemorySink(), []
+
+    async def send(records: list[tuple[bytes | None, bytes]]) -> None:
+        letters.extend(value for _, value in records)
+
+    handler = handler_for(RecommenderStack(), sink, send)
+    good = {"event_id": "t1", "ts": time.time(), "session_id": "s1", "type": "view", "item_id": "i1"}
+    hostile = [Record(None, None, time.time()), record(raw=b""), record(raw=b"\x00\xff" * 1_048_576),
+               record(raw=orjson.dumps({"x": "\x00" * 1_000_000}))]
+    assert await handler.handle([*hostile, record(good)]) == 5
+    # The binary's first 64 KiB escape to more than the letter may hold: a size violation, like the last.
+    assert [orjson.loads(v)["reason"] for v in letters] == ["empty_record", "invalid_json", "size_violation",
+                                                            "size_violation"]
+    assert max(len(v) for v in letters) <= events.MAX_DEAD_LETTER_BYTES
+    assert ("session", "s1") in {(r.kind, r.id) for r in sink.batches[0]}

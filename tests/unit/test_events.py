@@ -115,20 +115,18 @@ def props(n: int) -> str:
 
 FAST = [  # valid, and valid on the fast path
     EVENT, FULL, EVENT.replace("1763999995", "1763999995.125"), EVENT.replace("1763999995", "946684800"),
-    EVENT.replace("1763999995", "1764003600"), EVENT.replace("1763999995", "1764003600.0"),
+    EVENT.replace("1763999995", "1764000300"), EVENT.replace("1763999995", "1764000300.0"),  # now + skew: now
     *(EVENT.replace('"view"', f'"{etype}"') for etype in EVENT_TYPES),
     f'{EVENT}, "user_id": null, "price": null, "quantity": null, "category": null, "properties": null',
-    f'{EVENT}, "price": 0', f'{EVENT}, "price": -0.0', f'{EVENT}, "price": 12', f'{EVENT}, "price": 1e308',
-    f'{EVENT}, "price": 100000000000000000000000000000',  # orjson: a float beyond 64 bits
-    f'{EVENT}, "price": 9007199254740993', f'{EVENT}, "quantity": 1', f'{EVENT}, "quantity": 9223372036854775807',
+    f'{EVENT}, "price": 0', f'{EVENT}, "price": -0.0', f'{EVENT}, "price": 12', f'{EVENT}, "price": 1e6',
+    f'{EVENT}, "price": 1000000', f'{EVENT}, "quantity": 1', f'{EVENT}, "quantity": 10000',
     '"v": 1, ' + EVENT, EVENT.replace('"e1"', '"' + "é" * 128 + '"'), EVENT.replace('"s1"', '"s 😀 \\u00e9"'),
     EVENT.replace('"event_id"', '"event\\u005fid"'), EVENT.replace('"e1"', '"e0", "event_id": "e1"'),
     f'{EVENT}, "properties": {props(32)}', f'{EVENT}, "properties": {{"a": 1, "a": 2, "b": "\\u0000"}}',
-    f'{EVENT}, "properties": {{}}', f'{EVENT}, "properties": {{"deep": {"[" * 200}{"]" * 200}}}',
+    f'{EVENT}, "properties": {{}}', f'{EVENT}, "properties": {{"deep": {"[" * 7}{"]" * 7}}}',
 ]
 SLOW_VALID = [  # valid, but only the per-event path can tell
     EVENT.replace("1763999995", '"2025-11-24T16:00:00+00:00"'), f'{EVENT}, "v": 1.0', f'{EVENT}, "v": true',
-    f'{EVENT}, "quantity": 9223372036854775808', f'{EVENT}, "quantity": 18446744073709551615',
     EVENT.replace('"view"', '"teleport", "type": "view"'),
     f'{EVENT}, "properties": {{"big": 100000000000000000000000000000, "small": -9223372036854775809}}',
 ]
@@ -142,7 +140,7 @@ INVALID = [
     EVENT.replace('"i1"', '""'), EVENT.replace('"i1"', '"' + "x" * 129 + '"'), EVENT.replace('"i1"', '"a\\nb"'),
     EVENT.replace('"e1"', '"e\\u0000"'), EVENT.replace('"s1"', '"s\\u00a0"'), f'{EVENT}, "category": ""',
     f'{EVENT}, "user_id": "u\\t1"', EVENT.replace('"e1"', '"' + "é" * 129 + '"'),
-    EVENT.replace("1763999995", "12"), EVENT.replace("1763999995", "1764003600.001"),
+    EVENT.replace("1763999995", "12"), EVENT.replace("1763999995", "1764000300.001"),
     EVENT.replace("1763999995", "946684799.999"), EVENT.replace("1763999995", "1e308"),
     EVENT.replace("1763999995", "100000000000000000000000000000"), EVENT.replace("1763999995", "-1763999995"),
     EVENT.replace("1763999995", '"2025-11-24T16:00:00"'), EVENT.replace("1763999995", '"yesterday"'),
@@ -153,6 +151,11 @@ INVALID = [
     f'{EVENT}, "properties": {{"blob": "{"x" * 9000}"}}', f'{EVENT}, "properties": [1]', f'{EVENT}, "properties": "x"',
     f'{EVENT}, "properties": {props(33)}', f'{EVENT}, "price": -1', f'{EVENT}, "price": -1e-300',
     f'{EVENT}, "quantity": 0', f'{EVENT}, "quantity": -1', f'{EVENT}, "quantity": -0',
+    f'{EVENT}, "price": 1e308', f'{EVENT}, "price": 1000000.01', f'{EVENT}, "price": 100000000000000000000000000000',
+    f'{EVENT}, "quantity": 10001', f'{EVENT}, "quantity": 9223372036854775807',
+    f'{EVENT}, "quantity": 9223372036854775808', f'{EVENT}, "quantity": 18446744073709551615',
+    f'{EVENT}, "properties": {{"deep": {"[" * 8}{"]" * 8}}}',
+    f'{EVENT}, "properties": {{"deep": {"[" * 200}{"]" * 200}}}',
     f'{EVENT}, "properties": {{"deep": {"[" * 300}{"]" * 300}}}',  # decodes, but orjson cannot encode it back
 ]
 NOT_OBJECTS = ["5", '"e1"', "null", "true", f"[{{{EVENT}}}]", "[]"]
@@ -221,3 +224,71 @@ def test_valid_records_take_the_fast_path(fields: str, monkeypatch: pytest.Monke
     valid, rejects = parse_record(f"[{{{fields}}}, {{{EVENT}}}]".encode(), NOW)
     assert (len(valid), rejects) == (2, [])
     assert parse_record(f"{{{fields}}}".encode(), NOW) == (valid[:1], [])
+
+
+# Records no producer of ours writes, but anyone with access to the topic can: none of them may stop the worker.
+HOSTILE_RECORDS = {
+    "tombstone": None,
+    "empty": b"",
+    "binary": bytes(range(256)) * 8,
+    "garbage_2mb": b"\xfe\x00{[" * 524_288,
+    "json_2mb_of_escapes": orjson.dumps({"x": "\x00" * 2_000_000}),
+    "array_2mb_of_rejects": orjson.dumps([{"type": "teleport", "pad": "x" * 100}] * 15_000),
+}
+
+
+@pytest.mark.parametrize("payload", HOSTILE_RECORDS.values(), ids=HOSTILE_RECORDS.keys())
+def test_hostile_records_are_dead_lettered_within_the_dlq_size(payload: bytes | None) -> None:
+    valid, rejects = parse_record(payload, NOW)
+    assert not valid and rejects
+    for raw, error in rejects:
+        letter = dead_letter(raw, error, "worker", NOW)
+        assert len(letter) <= events.MAX_DEAD_LETTER_BYTES
+        assert orjson.loads(letter)["reason"] in {error.reason, "size_violation"}
+
+
+def test_a_dead_letter_over_the_limit_is_cut_and_says_so() -> None:
+    raw = {"event_id": "e\x00" * 400_000}  # each \x00 escapes to six bytes
+    letter = orjson.loads(dead_letter(raw, InvalidEvent("bad_id", "bad", "event_id"), "collector", NOW))
+    assert (letter["reason"], letter["original_reason"], letter["field"], letter["truncated"]) == (
+        "size_violation", "bad_id", "event_id", True)
+    assert letter["raw_bytes"] > events.MAX_DEAD_LETTER_BYTES and letter["raw"].startswith('{"event_id":"e\\u0000')
+    small = orjson.loads(dead_letter({"a": 1}, InvalidEvent("bad_id", "bad"), "collector", NOW))
+    assert "truncated" not in small
+
+
+def test_a_tombstone_is_an_empty_record() -> None:
+    assert [(raw, error.reason) for raw, error in parse_record(None, NOW)[1]] == [(b"", "empty_record")]
+
+
+def test_a_check_that_raises_costs_one_event_not_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(raw: dict, now: float, limits: events.EventLimits) -> Event:
+        if raw.get("event_id") == "boom":
+            raise ZeroDivisionError("a bug")
+        return parse_event(raw, now, limits)
+
+    monkeypatch.setattr(events, "parse_event", broken)
+    payload = orjson.dumps([{**GOOD, "event_id": "boom", "ts": "2025-11-24T16:00:00+00:00"}, GOOD])
+    valid, rejects = parse_record(payload, NOW)
+    assert [e.event_id for e in valid] == ["e1"]
+    assert [(error.reason, error.detail) for _, error in rejects] == [("internal_error", "ZeroDivisionError: a bug")]
+
+
+def test_time_ahead_within_the_skew_is_set_to_now_and_beyond_it_rejected() -> None:
+    limits = events.EventLimits(max_future_skew_s=60)
+    assert parse_event({**GOOD, "ts": NOW + 59}, NOW, limits).ts == NOW
+    assert parse_record(orjson.dumps({**GOOD, "ts": NOW + 59}), NOW, limits)[0][0].ts == NOW
+    with pytest.raises(InvalidEvent, match="now \\+ 60 s"):
+        parse_event({**GOOD, "ts": NOW + 61}, NOW, limits)
+    assert parse_event({**GOOD, "ts": NOW + 3000}, NOW, events.EventLimits(max_future_skew_s=3600)).ts == NOW
+
+
+@pytest.mark.parametrize(("field", "value"), [("price", 1e308), ("price", 2.0), ("quantity", 2**64 - 1),
+                                              ("quantity", 4)])
+def test_prices_and_quantities_have_configurable_bounds(field: str, value: float) -> None:
+    limits = events.EventLimits(max_price=1.5, max_quantity=3)
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event({**GOOD, field: value}, NOW, limits)
+    assert (caught.value.reason, caught.value.field) == ("bad_value", field)
+    [(_, error)] = parse_record(orjson.dumps({**GOOD, field: value}), NOW, limits)[1]
+    assert error.reason == "bad_value"

@@ -8,13 +8,28 @@ from typing import Any
 import orjson
 import pytest
 
-from shopstream.producers.kafka_publisher import EventPublisher, session_partition
+from shopstream.producers.kafka_publisher import (
+    MAX_RECORD_BYTES,
+    EventPublisher,
+    PublisherUnavailable,
+    session_partition,
+)
 
 
 class FakeProducer:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, start_error: Exception | None = None) -> None:
         self.records: list[tuple[int, list[dict[str, Any]]]] = []
         self.fail = fail
+        self.start_error = start_error
+        self.started = False
+
+    async def start(self) -> None:
+        if self.start_error is not None:
+            raise self.start_error
+        self.started = True
+
+    async def stop(self) -> None:
+        return None
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(8))
@@ -53,12 +68,29 @@ async def test_concurrent_calls_share_records_and_keep_each_sessions_order() -> 
     assert by_session == {f"s{k}": list(range(k, 30, 3)) for k in range(3)}
 
 
-async def test_a_failed_send_fails_every_call_that_shared_it() -> None:
+async def test_a_failed_send_fails_every_call_that_shared_it_and_replaces_the_producer() -> None:
+    """After a broker restart aiokafka's producer can fail every send until replaced (aiokafka#1017)."""
+    replacements = [FakeProducer(start_error=ConnectionError("broker still down")), FakeProducer()]
     pub = publisher(FakeProducer(fail=True))
+    pub.restart_backoff_s = 0.05
+    pub.make_producer = iter(replacements).__next__  # type: ignore[assignment]
     results = await asyncio.gather(pub.publish([event(1, "a")]), pub.publish([event(2, "b")]), return_exceptions=True)
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
-    with pytest.raises(ConnectionError):
-        await pub.publish([event(3, "c")])  # the next linger tries again, and fails again
+    with pytest.raises(PublisherUnavailable):  # at once, while the producer is being replaced
+        await pub.publish([event(3, "c")])
+    while pub.producer is not replacements[1]:
+        await asyncio.sleep(0.01)
+    assert await pub.publish([event(4, "d")]) == 1 and replacements[1].started
+    assert replacements[1].records == [(session_partition("d", 8), [event(4, "d")])]
+
+
+async def test_records_stay_within_the_size_the_broker_takes() -> None:
+    producer = FakeProducer()
+    pub = publisher(producer)
+    big = [{**event(n, "s"), "properties": {"blob": "x" * 8000}} for n in range(200)]  # ~1.6 MB in one partition
+    assert await pub.publish(big) == len(producer.records) > 1
+    assert max(len(orjson.dumps(events)) for _, events in producer.records) <= MAX_RECORD_BYTES
+    assert [e for _, events in producer.records for e in events] == big
 
 
 async def test_stop_waits_for_a_send_still_waiting_for_its_ack() -> None:
