@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-DATASETS = ("yoochoose", "online-retail", "retailrocket", "jsonl")
+DATASETS = ("yoochoose", "online-retail", "retailrocket", "jsonl", "tsv")
 FORECASTING = "shopstream.models.evaluation.forecasting"
 
 
@@ -21,7 +21,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand on the main parser's subparsers."""
     parser = subparsers.add_parser("evaluate", help="score the models on a dataset, predicting before learning")
     parser.add_argument("--dataset", choices=DATASETS, required=True)
-    parser.add_argument("--path", required=True, help="data file, or the folder holding YOOCHOOSE's train/test")
+    parser.add_argument(
+        "--path", required=True,
+        help="data file, or the folder holding YOOCHOOSE's train/test; formats in docs/evaluation.md",
+    )
+    parser.add_argument(
+        "--test-days", type=float,
+        help="test part: sessions ending in the log's last N days, the rest trains (default: YOOCHOOSE's own "
+        "test file, else every event scored)",
+    )
     parser.add_argument("--k", type=int, nargs="+", default=[10, 20], help="list lengths to score (default 10 20)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
@@ -38,7 +46,7 @@ def forecast_results(dataset: str, path: str) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     from shopstream.models.evaluation import format_table, run_evaluation
 
-    results = run_evaluation(args.dataset, args.path, ks=tuple(args.k))
+    results = run_evaluation(args.dataset, args.path, ks=tuple(args.k), test_days=args.test_days)
     forecasts = forecast_results(args.dataset, args.path)
     if args.json:
         payload: dict[str, Any] = {"dataset": args.dataset, "path": args.path, "models": results}

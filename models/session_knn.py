@@ -52,14 +52,20 @@ _STEP_WEIGHTS: dict[str, Callable[[int], float]] = {
 
 
 class _Session:
-    """A session's recent items in order, each distinct item's last position, its last event time."""
+    """A session's recent items in order, each distinct item's last position, its last event time and
+    the learned-click count at its last click (``seq``: recency without ties, however coarse the clock)."""
 
-    __slots__ = ("items", "last_pos", "ts")
+    __slots__ = ("items", "last_pos", "seq", "ts")
 
     def __init__(self, ts: float) -> None:
         self.items: list[str] = []
         self.last_pos: dict[str, int] = {}
         self.ts = ts
+        self.seq = 0
+
+
+def _recency(pair: tuple[_Session, float]) -> int:
+    return pair[0].seq
 
 
 class SessionKNN(SessionRecommender):
@@ -96,7 +102,9 @@ class SessionKNN(SessionRecommender):
     max_sessions
         Sessions held; the least recently active is forgotten first.
     session_ttl_s
-        Sessions idle longer than this, in event time, are forgotten.
+        If set, sessions idle longer than this, in event time, are forgotten; by default only
+        ``max_sessions`` bounds them (an idle session is still a neighbour: on a shop with a few
+        sessions an hour, months of them are what the rarer items have).
 
     Examples
     --------
@@ -129,13 +137,13 @@ class SessionKNN(SessionRecommender):
         remind: bool = True,
         window: int = 50,
         max_sessions: int = 200_000,
-        session_ttl_s: float = 14 * 86_400.0,
+        session_ttl_s: float | None = None,
     ) -> None:
         if similarity not in ("cosine", "vec"):
             raise ValueError(f"similarity must be 'cosine' or 'vec', got {similarity!r}")
         if weighting not in _POSITION_WEIGHTS or weighting_score not in _STEP_WEIGHTS:
             raise ValueError(f"weighting and weighting_score must be one of {sorted(_STEP_WEIGHTS)}")
-        if min(k, sample_size, window, max_sessions) < 1 or session_ttl_s <= 0:
+        if min(k, sample_size, window, max_sessions) < 1 or (session_ttl_s is not None and session_ttl_s <= 0):
             raise ValueError("k, sample_size, window, max_sessions and session_ttl_s must be positive")
         self.k = k
         self.sample_size = sample_size
@@ -154,6 +162,7 @@ class SessionKNN(SessionRecommender):
 
         self._sessions: LRUDict[str, _Session] = LRUDict(max_sessions)
         self._evicted_sessions = 0  # dropped for capacity, not for idling past the TTL
+        self._seq = 0  # clicks learned
         # item -> {session_id: None}, oldest activity first; a dict is an ordered set.
         self._index: dict[str, dict[str, None]] = {}
         # item -> clicks on it within held sessions: IDF is log(sessions held / clicks).
@@ -172,6 +181,8 @@ class SessionKNN(SessionRecommender):
             self._expire(event.ts)
             session = self._sessions[sid] = _Session(event.ts)
         session.ts = max(session.ts, event.ts)
+        self._seq += 1
+        session.seq = self._seq
         session.items.append(item)
         session.last_pos[item] = len(session.items)
         self._clicks[item] = self._clicks.get(item, 0) + 1
@@ -198,11 +209,12 @@ class SessionKNN(SessionRecommender):
 
     def _expire(self, now: float) -> None:
         """Forget the oldest sessions while over capacity or idle past the TTL."""
+        horizon = -math.inf if self.session_ttl_s is None else now - self.session_ttl_s
         while (oldest := self._sessions.oldest()) is not None and (
-            len(self._sessions) >= self.max_sessions or oldest[1].ts < now - self.session_ttl_s
+            len(self._sessions) >= self.max_sessions or oldest[1].ts < horizon
         ):
             sid, session = oldest
-            if oldest[1].ts >= now - self.session_ttl_s:
+            if session.ts >= horizon:
                 self._evicted_sessions += 1
             del self._sessions[sid]
             for item in session.items:
@@ -252,8 +264,11 @@ class SessionKNN(SessionRecommender):
         overlap.pop(session_id, None)
         held = self._sessions
         found = [(_peek(held, sid), dot) for sid, dot in overlap.items()]  # indexed sessions are held
+        # Most recent first, so that equally similar candidates rank the more recent first below.
         if len(found) > self.sample_size:
-            found = heapq.nlargest(self.sample_size, found, key=lambda pair: pair[0].ts)
+            found = heapq.nlargest(self.sample_size, found, key=_recency)
+        elif len(found) > self.k:
+            found.sort(key=_recency, reverse=True)
         if self.similarity == "cosine":
             norm = math.sqrt(sum(w * w for w in weights.values()))
             sims = [(s, dot / (norm * math.sqrt(len(s.last_pos)))) for s, dot in found]

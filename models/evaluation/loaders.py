@@ -17,14 +17,14 @@ import csv
 import gzip
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import orjson
 
-from shopstream.models.events import Event, parse_event
+from shopstream.models.events import EVENT_TYPES, Event, parse_event
 
 TEST = "test"
 #: Online Retail StockCodes that are fees, postage or adjustments, not products (baselines.md).
@@ -141,6 +141,71 @@ def load_retailrocket(path: str | Path) -> Iterator[Event]:
         last_seen[visitor] = (ts, number)
         events.append(Event(f"rr-{n}", ts, f"{visitor}-{number}", RETAILROCKET_EVENTS[kind], item, user_id=visitor))
     return iter(events)
+
+
+#: Header names ``load_tsv`` accepts for each column, any letter case.
+TSV_COLUMNS = {
+    "session": ("sessionid", "session_id", "session"),
+    "item": ("itemid", "item_id", "item"),
+    "ts": ("time", "timestamp", "ts"),
+    "type": ("type", "event", "event_type"),
+    "user": ("userid", "user_id", "user"),
+}
+
+
+def load_tsv(path: str | Path) -> Iterator[Event]:
+    """Any tab-separated click log whose header names a session, an item and a time column (Unix
+    seconds), and optionally an event type (schema-v1 names; default view) and a user column.
+
+    Names are matched case-insensitively against :data:`TSV_COLUMNS`, so session-rec's
+    ``SessionId ItemId Time`` and RetailRocket's sample layout both load; a missing column or a bad
+    row raises ``ValueError`` naming the line.
+    """
+    path = Path(path)
+    with _open_text(path) as f:
+        rows = csv.reader(f, delimiter="\t")
+        header = [name.strip().lower() for name in next(rows, [])]
+        where = {key: next((header.index(n) for n in names if n in header), None) for key, names in TSV_COLUMNS.items()}
+        missing = [key for key in ("session", "item", "ts") if where[key] is None]
+        if missing:
+            raise ValueError(f"{path}: header {header} has no {' / '.join(missing)} column (names: {TSV_COLUMNS})")
+        s, i, t, kind, user = (where[key] for key in ("session", "item", "ts", "type", "user"))
+        events = []
+        for line_no, row in enumerate(rows, 2):
+            try:
+                events.append(Event(
+                    f"tsv-{line_no}", float(row[t]), row[s], row[kind] if kind is not None else "view", row[i],
+                    user_id=row[user] or None if user is not None else None,
+                ))
+            except (IndexError, ValueError) as exc:
+                raise ValueError(f"{path}:{line_no}: {exc}") from exc
+            if events[-1].type not in EVENT_TYPES or not events[-1].session_id or not events[-1].item_id:
+                raise ValueError(f"{path}:{line_no}: empty id or unknown event type {events[-1].type!r}")
+    return _in_time_order(events)
+
+
+def split_by_time(events: Iterable[Event], test_days: float) -> Iterator[Event]:
+    """Mark as test every session whose last click falls in the log's last ``test_days`` days, as
+    session-rec splits its data; any predefined split is replaced.
+
+    >>> clicks = [Event(f"e{n}", day * 86_400.0, s, "view", "x") for n, (day, s) in enumerate(
+    ...           [(0, "a"), (1, "b"), (2, "a"), (3, "c")])]
+    >>> [(e.session_id, is_test(e)) for e in split_by_time(clicks, test_days=1.5)]
+    [('a', True), ('b', False), ('a', True), ('c', True)]
+    """
+    if test_days <= 0:
+        raise ValueError(f"test_days must be positive, got {test_days}")
+    events = list(events)
+    last: dict[str, float] = {}
+    for event in events:
+        last[event.session_id] = max(event.ts, last.get(event.session_id, event.ts))
+    cut = max(last.values(), default=0.0) - test_days * 86_400.0
+    for event in events:
+        properties = {k: v for k, v in (event.properties or {}).items() if k != "split"}
+        if last[event.session_id] > cut:
+            properties["split"] = TEST
+        event.properties = properties or None
+        yield event
 
 
 def load_jsonl(path: str | Path, now: float | None = None) -> Iterator[Event]:

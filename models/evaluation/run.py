@@ -14,7 +14,14 @@ from typing import Any
 
 from shopstream.models.base import Model
 from shopstream.models.evaluation.baselines import Popularity, RecentPopularity
-from shopstream.models.evaluation.loaders import load_jsonl, load_online_retail, load_retailrocket, load_yoochoose
+from shopstream.models.evaluation.loaders import (
+    load_jsonl,
+    load_online_retail,
+    load_retailrocket,
+    load_tsv,
+    load_yoochoose,
+    split_by_time,
+)
 from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.evaluation.user_protocol import evaluate_users
 from shopstream.models.events import Event
@@ -31,6 +38,7 @@ LOADERS: dict[str, Callable[[str | Path], Iterator[Event]]] = {
     "online-retail": load_online_retail,
     "retailrocket": load_retailrocket,
     "jsonl": load_jsonl,
+    "tsv": load_tsv,
 }
 
 
@@ -70,6 +78,7 @@ def run_evaluation(
     path: str | Path,
     ks: Sequence[int] = (10, 20),
     models: Mapping[str, Callable[[], Model]] | None = None,
+    test_days: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics per model (``hr@K``, ``mrr@K``, ``recall@K``, ``coverage``, ``events_per_s``, ``cases``).
 
@@ -77,11 +86,17 @@ def run_evaluation(
     core, so other load on the machine does not skew it.
 
     ``online-retail`` runs the next-invoice protocol for known customers; the other datasets run the
-    session protocol (YOOCHOOSE with its predefined test part, the others fully prequential).
+    session protocol: with ``test_days``, sessions ending in the log's last ``test_days`` days are the
+    test part (replacing YOOCHOOSE's predefined one); without, YOOCHOOSE uses its predefined test part
+    and the others are fully prequential.
     """
     if dataset not in LOADERS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(LOADERS)}")
+    if dataset == "online-retail" and test_days is not None:
+        raise ValueError("online-retail is scored under its protocol's own split; test_days does not apply")
     events = LOADERS[dataset](path)
+    if test_days is not None:
+        events = split_by_time(events, test_days)
     if dataset == "online-retail":
         return evaluate_users(events, models or default_user_models(), ONLINE_RETAIL_TEST_START, ks)  # type: ignore[arg-type]
     return evaluate_sessions(events, models or default_session_models(), ks)  # type: ignore[arg-type]
