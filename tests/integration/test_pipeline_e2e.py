@@ -57,11 +57,12 @@ def settled(pipeline: Pipeline) -> bool:
 def test_tracker_events_become_recommendations(pipeline: Pipeline) -> None:
     now = time.time()
     warmup = SyntheticTraffic(seed=7, start_ts=now - 600, rate=10).take(3000)
-    for i in range(0, len(warmup), 1000):
-        body = b"\n".join(orjson.dumps(e) for e in warmup[i : i + 1000])
+    per_request = 500  # the collector's default SHOPSTREAM_MAX_EVENTS_PER_REQUEST
+    for i in range(0, len(warmup), per_request):
+        body = b"\n".join(orjson.dumps(e) for e in warmup[i : i + per_request])
         response = pipeline.post(body, "application/x-ndjson")
         assert response.status_code == 202, response.text
-        assert response.json()["accepted"] == 1000
+        assert response.json()["accepted"] == per_request
 
     session, user = f"sess-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
     browsed = [e["item_id"] for e in warmup if e["type"] == "view"][:3]
