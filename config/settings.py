@@ -8,6 +8,7 @@ a message naming the variable, instead of failing later in the hot path.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import fields
@@ -65,6 +66,10 @@ class WorkerSettings(CommonSettings):
     ttl_item_s: int = Field(7 * 86400, ge=1)
     ttl_trending_s: int = Field(86400, ge=1)
     redis_mode: Literal["single", "cluster"] = "single"
+    # Who this worker is across restarts: its checkpoints are found under this id (docs/operations.md).
+    worker_id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    checkpoint_topic: str = Field("shopstream.checkpoints", min_length=1)
+    checkpoint_interval_s: float = Field(30.0, ge=0)  # 0: no checkpoints (every restart is cold)
     # The model stack (models/stack_config.py holds the defaults).
     top_k: int = Field(_STACK.top_k, ge=1, le=500)
     max_sessions: int = Field(_STACK.max_sessions, ge=1)

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from shopstream.config.settings import CommonSettings
+from shopstream.config.settings import CommonSettings, WorkerSettings
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics if missing, so partition counts are ours, not the broker's default."""
+async def ensure_topics(
+    bootstrap: str, topics: Sequence[str], partitions: int, config: Mapping[str, str] | None = None
+) -> None:
+    """Create the topics if missing, so partition counts (and ``config``) are ours, not the broker's default."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, replication_factor=1) for t in topics if t not in existing]
+        missing = [NewTopic(t, partitions, replication_factor=1, topic_configs=dict(config or {}))
+                   for t in topics if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
@@ -29,4 +32,11 @@ async def ensure_pipeline_topics(settings: CommonSettings) -> None:
     """The events and dead-letter topics, with the configured partition count."""
     await ensure_topics(
         settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
+    )
+
+
+async def ensure_checkpoint_topic(settings: WorkerSettings) -> None:
+    """The workers' checkpoint topic: one partition, compacted (only each key's latest value is needed)."""
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}
     )

@@ -99,6 +99,7 @@ class RecommenderStack:
         self.models = list({id(m): m for m in parts}.values())
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
+        self.learned = 0  # events learned since the stack was created, restores included: each counts once
         # What each session and user was last shown, by which model: the basis of online scoring.
         # Session entries go with the session (its TTL), so they level off on an endless stream.
         self._served_sessions: ExpiringDict[str, tuple[str, list[str]]] = ExpiringDict(
@@ -118,8 +119,11 @@ class RecommenderStack:
             {spec.name: getattr(config, spec.refresh_setting) for spec in LISTS if spec.refresh_setting},
             config.max_items + config.max_users,
         )
-        # How each kind of list of the contract is built; a kind without a builder is a wiring error.
-        self._builders: dict[str, Callable[[str], RecList | None]] = {
+        self._builders = self._list_builders()
+
+    def _list_builders(self) -> dict[str, Callable[[str], RecList | None]]:
+        """How each kind of list of the contract is built; a kind without a builder is a wiring error."""
+        builders: dict[str, Callable[[str], RecList | None]] = {
             "session": self._session_list,
             "user": self._user_list,
             "item": self._item_list,
@@ -129,8 +133,19 @@ class RecommenderStack:
             "forecast_category": lambda key: self._forecast("forecast_category", "category", key),
             "forecast_item": lambda key: self._forecast("forecast_item", "item", key),
         }
-        if unbuilt := set(BY_NAME) - set(self._builders):
+        if unbuilt := set(BY_NAME) - set(builders):
             raise TypeError(f"no builder for the list kinds {sorted(unbuilt)}")
+        return builders
+
+    def __getstate__(self) -> dict[str, object]:
+        """Everything the stack knows, for a checkpoint; the builders are code, rebuilt on restore."""
+        state = self.__dict__.copy()
+        del state["_builders"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._builders = self._list_builders()
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
         """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
@@ -167,6 +182,7 @@ class RecommenderStack:
                     touched[key] = origin
         for model in self.models:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
+        self.learned += len(fresh)
         if self.forecaster.periods > periods and batch:
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))

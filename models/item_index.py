@@ -70,11 +70,51 @@ class ItemIndex:
         self._free.append(row)
         return row
 
+    def __getstate__(self) -> dict[str, object]:
+        """The rows in use only: a checkpoint of a mostly empty index stays small."""
+        return {**self.__dict__, "_ids": self._ids[: self.high]}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._ids = padded(self._ids, self.capacity)
+
     def ids(self, rows: np.ndarray) -> list[str]:
         return self._ids[rows].tolist()
 
     def rows_in_use(self) -> np.ndarray:
         return np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))
+
+
+def padded(rows: np.ndarray, capacity: int) -> np.ndarray:
+    """``rows`` at the top of a zeroed (or empty, for objects) array of ``capacity`` rows: what a pickled
+    prefix of a preallocated array restores to.
+
+    >>> padded(np.array([1.0, 2.0]), 4).tolist()
+    [1.0, 2.0, 0.0, 0.0]
+    """
+    make = np.empty if rows.dtype == object else np.zeros  # an empty object array holds None
+    full = make((capacity, *rows.shape[1:]), dtype=rows.dtype)
+    full[: len(rows)] = rows
+    return full
+
+
+class PicklesUsedRows:
+    """Pickles the arrays named in ``_row_arrays`` (with the index that assigns their rows) up to the
+    index's highest used row, so the checkpoint of a model with large preallocated capacities stays
+    the size of what it learned."""
+
+    _row_arrays: tuple[tuple[str, str], ...] = ()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        for name, index in self._row_arrays:
+            state[name] = state[name][: state[index].high]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        for name, index in self._row_arrays:
+            setattr(self, name, padded(getattr(self, name), getattr(self, index).capacity))
 
 
 def top_k(scores: np.ndarray, k: int, valid: np.ndarray | None = None) -> np.ndarray:

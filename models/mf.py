@@ -23,7 +23,7 @@ import numpy as np
 
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
 from shopstream.models.events import Event
-from shopstream.models.item_index import ItemIndex, top_k
+from shopstream.models.item_index import ItemIndex, PicklesUsedRows, top_k
 
 #: Recent positives kept to draw negatives from: a uniform draw from the stream of positives is a
 #: draw from the (recent) popularity distribution, in O(1) instead of O(catalogue).
@@ -31,7 +31,7 @@ _NEGATIVE_POOL = 20_000
 _MAX_EXPONENT = 50.0
 
 
-class ImplicitMF(UserRecommender):
+class ImplicitMF(PicklesUsedRows, UserRecommender):
     """Matrix factorisation on implicit feedback with popularity-sampled negatives.
 
     Each positive event is learned with its event-type weight, scaled so the largest is 1, as the
@@ -81,6 +81,9 @@ class ImplicitMF(UserRecommender):
     """
 
     name = "implicit_mf"
+
+    _row_arrays = (("_user_factors", "user_index"), ("_factors", "item_index"), ("_popularity", "item_index"),
+                   ("_in_use", "item_index"))
 
     def __init__(
         self,

@@ -14,7 +14,6 @@ hit-rate of what was really served, not an offline estimate.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 
@@ -34,10 +33,12 @@ class OnlineScores:
 
     def __init__(self, ks: tuple[int, ...] = (10, 20)) -> None:
         self.ks = tuple(sorted(ks))
-        self._counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * (2 * len(self.ks) + 1))
+        self._counts: dict[str, list[float]] = {}  # a plain dict, so checkpoints can pickle it
 
     def record(self, model: str, served: list[str], item_id: str) -> None:
-        counts = self._counts[model]
+        counts = self._counts.get(model)
+        if counts is None:
+            counts = self._counts[model] = [0.0] * (2 * len(self.ks) + 1)
         counts[0] += 1
         try:
             rank = served.index(item_id, 0, self.ks[-1]) + 1

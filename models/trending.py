@@ -15,12 +15,12 @@ import numpy as np
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, GlobalRecommender, Scored
 from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
-from shopstream.models.item_index import ItemIndex, top_k
+from shopstream.models.item_index import ItemIndex, PicklesUsedRows, top_k
 
 _MAX_EXPONENT = 50.0
 
 
-class DecayedScores:
+class DecayedScores(PicklesUsedRows):
     """Exponentially decayed item scores in a capped array; the weakest items make room.
 
     >>> s = DecayedScores(half_life_s=3600.0, capacity=10)
@@ -28,6 +28,8 @@ class DecayedScores:
     >>> [(item, round(score, 2)) for item, score in s.top(2)]
     [('new', 1.0), ('old', 0.25)]
     """
+
+    _row_arrays = (("_scores", "_index"),)
 
     def __init__(self, half_life_s: float, capacity: int) -> None:
         self.half_life_s = half_life_s

@@ -13,12 +13,14 @@ import asyncio
 import sys
 
 import faust
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
-from shopstream.config.topics import ensure_pipeline_topics
+from shopstream.config.topics import ensure_checkpoint_topic, ensure_pipeline_topics
 from shopstream.streams import metrics
 from shopstream.streams.batch import Record, release_free_memory, tune_process
+from shopstream.streams.checkpoint import KafkaCheckpointStore, checkpoint, restore
 from shopstream.streams.worker import build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -54,12 +56,34 @@ async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
 
 
 handler = build_handler(settings, sink, send_dead_letters)
+checkpoints = KafkaCheckpointStore(
+    settings.kafka_bootstrap_servers, settings.checkpoint_topic, f"{settings.app_id}/{settings.worker_id}"
+)
 
 
 @app.agent(events_topic)
 async def learn_and_serve(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(settings.batch_max_records, within=settings.batch_within_s):
-        await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
+        await handler.handle(
+            [Record(e.message.key, e.value, e.message.timestamp, e.message.partition, e.message.offset) for e in batch]
+        )
+
+
+def owned_partitions() -> set[int]:
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+
+
+async def checkpoint_state() -> None:
+    """Checkpoint the model state with the offsets it covers; a failed write is counted and retried next time."""
+    try:
+        await checkpoint(handler, checkpoints, owned_partitions())
+    except KafkaError:
+        metrics.CHECKPOINT_FAILURES.inc()
+        app.log.exception("checkpoint failed; the next one is due in %s s", settings.checkpoint_interval_s)
+
+
+if settings.checkpoint_interval_s > 0:
+    app.timer(interval=settings.checkpoint_interval_s)(checkpoint_state)
 
 
 @app.timer(interval=1.0)
@@ -77,8 +101,9 @@ async def export_gauges() -> None:
     """Model sizes and consumer lag, sampled rather than updated on the hot path."""
     async with handler.lock:  # a batch step may be changing the stack in its thread
         stack = handler.stack
-        sizes, evictions = stack.size(), stack.evictions()
+        sizes, evictions, learned = stack.size(), stack.evictions(), stack.learned
         errors = {series: (e.absolute, e.actual, e.windows) for series, e in stack.forecaster.errors.items()}
+    metrics.MODEL_LEARNED.set(learned)
     for kind, n in sizes.items():
         metrics.MODEL_ENTITIES.labels(kind).set(n)
     for kind, n in evictions.items():
@@ -118,6 +143,9 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
     asyncio.run(ensure_pipeline_topics(settings))
+    if settings.checkpoint_interval_s > 0:
+        asyncio.run(ensure_checkpoint_topic(settings))
+        asyncio.run(restore(handler, checkpoints, settings.events_topic, settings.app_id, settings.event_limits()))
     tune_process()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -25,11 +26,35 @@ from shopstream.streams.sink import RetryingWriter
 
 @dataclass(slots=True)
 class Record:
-    """What the worker needs of a Kafka record; ``timestamp`` is in seconds; ``value`` is None for a tombstone."""
+    """What the worker needs of a Kafka record; ``timestamp`` is in seconds; ``value`` is None for a tombstone.
+    ``partition`` and ``offset`` say which input a checkpoint covers (records built outside Kafka have none)."""
 
     key: bytes | None
     value: bytes | None
     timestamp: float
+    partition: int | None = None
+    offset: int | None = None
+
+
+Rejects = list[tuple[bytes | None, bytes]]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def parse_records(
+    records: Sequence[Record], now: float, limits: EventLimits
+) -> tuple[list[tuple[Event, float]], Rejects, Counter[str]]:
+    """The records' valid events with their record time, and the rejects as dead letters with their reasons."""
+    valid: list[tuple[Event, float]] = []
+    rejects: Rejects = []
+    reasons: Counter[str] = Counter()
+    for record in records:
+        events, rejected = parse_record(record.value, now, limits)
+        valid += [(event, record.timestamp) for event in events]
+        for raw, error in rejected:
+            rejects.append((record.key, dead_letter(raw, error, "worker", now)))
+            reasons[error.reason] += 1
+    return valid, rejects, reasons
 
 
 #: The worker's collector thresholds: collections are rarer than with the default (700, 10, 10), which
@@ -72,7 +97,7 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-DeadLetterSend = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+DeadLetterSend = Callable[[Rejects], Awaitable[None]]
 
 
 class BatchHandler:
@@ -97,28 +122,30 @@ class BatchHandler:
         self.lock = asyncio.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopstream-step")
         self._clock: tuple[float, float] | None = None  # (newest event time, wall time when it was processed)
+        # Held for a whole batch, so a checkpoint never holds events whose lists are not written yet (a
+        # restore would skip them as duplicates and their keys would stay unwritten).
+        self.batch_lock = asyncio.Lock()
+        # Next offset per input partition of the events the stack has learned and written: what a
+        # checkpoint of the stack covers.
+        self.offsets: dict[int, int] = {}
 
     async def handle(self, records: Sequence[Record]) -> int:
         """Process the records' events; returns how many events they carried."""
+        async with self.batch_lock:
+            return await self._handle(records)
+
+    async def _handle(self, records: Sequence[Record]) -> int:
         started = time.perf_counter()
-        now = time.time()
-        valid: list[tuple[Event, float]] = []
-        rejects: list[tuple[bytes | None, bytes]] = []
-        reasons: Counter[str] = Counter()
-        for record in records:
-            events, rejected = parse_record(record.value, now, self.limits)
-            valid += [(event, record.timestamp) for event in events]
-            for raw, error in rejected:
-                rejects.append((record.key, dead_letter(raw, error, "worker", now)))
-                reasons[error.reason] += 1
+        valid, rejects, reasons = parse_records(records, time.time(), self.limits)
         for start in range(0, len(valid), self.step_events):
             step = valid[start : start + self.step_events]
             async with self.lock:
-                out = await self._in_thread(step)
+                out = await self.in_step_thread(self.stack.process, step)
             self._clock = (max(event.ts for event, _ in step), time.time())
             self._count(out, await self.writer.write(out.lists))
         if rejects:
             await self.send_dead_letters(rejects)
+        self.covered(records)
         self._count_rejects(reasons)
         metrics.BATCH_EVENTS.observe(len(valid) + len(rejects))
         metrics.BATCH_RECORDS.observe(len(records))
@@ -127,10 +154,16 @@ class BatchHandler:
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         return len(valid) + len(rejects)
 
-    async def _in_thread(self, step: list[tuple[Event, float]]) -> BatchOutput:
-        """The step in the step thread; a cancelled caller still waits for it, so the lock is never
-        released while the thread is changing the stack."""
-        done = asyncio.get_running_loop().run_in_executor(self._thread, self.stack.process, step)
+    def covered(self, records: Sequence[Record]) -> None:
+        """The stack now holds these records' events: advance the offsets a checkpoint covers."""
+        for record in records:
+            if record.partition is not None and record.offset is not None:
+                self.offsets[record.partition] = max(self.offsets.get(record.partition, 0), record.offset + 1)
+
+    async def in_step_thread(self, fn: Callable[P, T], *args: P.args) -> T:
+        """``fn(*args)`` in the step thread (the caller holds the lock); a cancelled caller still waits for
+        it, so the lock is never released while the thread is using the stack."""
+        done = asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:

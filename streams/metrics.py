@@ -69,6 +69,10 @@ KEYS_WRITTEN = Counter("shopstream_redis_keys_written_total", "Recommendation ke
 for _spec in LISTS:  # the ``kind`` label takes the contract's kinds, each exported from the start
     FRESHNESS.labels(_spec.name)
     KEYS_WRITTEN.labels(_spec.name)
+MODEL_LEARNED = Gauge(
+    "shopstream_model_learned_events",
+    "Events the model state has learned, carried across restarts by checkpoints: each event counts once.",
+)
 MODEL_ENTITIES = Gauge("shopstream_model_entities", "Entities held by the models, by kind.", ["kind"])
 LAST_EVENT = Gauge(
     "shopstream_last_event_timestamp_seconds", "Kafka timestamp of the newest event processed."
@@ -88,6 +92,23 @@ REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebala
 CONSUMER_LAG = Gauge(
     "shopstream_kafka_consumer_lag", "High-water mark minus the consumer position, per partition.",
     ["partition"],
+)
+CHECKPOINT_DURATION = Histogram(
+    "shopstream_checkpoint_duration_seconds",
+    "Time to checkpoint the model state: waiting for the batch in flight, pickling, writing to Kafka.",
+    buckets=LATENCY_BUCKETS,
+)
+CHECKPOINT_BYTES = Gauge("shopstream_checkpoint_size_bytes", "Compressed size of the last checkpoint.")
+CHECKPOINT_LAST = Gauge(
+    "shopstream_checkpoint_last_success_timestamp_seconds",
+    "Wall-clock time of the last checkpoint the broker acknowledged (0: none since the worker started).",
+)
+CHECKPOINT_FAILURES = Counter("shopstream_checkpoint_failures_total", "Checkpoints that could not be written.")
+RESTORE_DURATION = Gauge(
+    "shopstream_restore_duration_seconds", "Time the worker took at start to load its checkpoint and replay the tail."
+)
+RESTORE_REPLAYED = Gauge(
+    "shopstream_restore_replayed_events", "Events replayed at start between the checkpoint and the committed offsets."
 )
 
 _exported: dict[tuple[int, tuple[str, ...]], float] = {}

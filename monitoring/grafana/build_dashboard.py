@@ -140,6 +140,19 @@ PANELS: list[Panel] = [
     Panel("Consumer-group rebalances", "Rebalances in the last 15 minutes "
           "(shopstream_kafka_rebalances_total); ShopstreamRebalanceStorm fires above 6.", "short",
           [("sum(increase(shopstream_kafka_rebalances_total[15m]))", "rebalances/15m")]),
+    # --- model state durability -------------------------------------------------------------------------------
+    Panel("Checkpoint age and duration", "Seconds since each worker's last checkpoint reached Kafka "
+          "(ShopstreamCheckpointStale fires above 5 minutes), and the p99 time to take one: waiting for the batch "
+          "in flight, pickling, writing.", "s",
+          [("time() - shopstream_checkpoint_last_success_timestamp_seconds", "age {{instance}}"),
+           (f"histogram_quantile(0.99, sum by (le) (rate(shopstream_checkpoint_duration_seconds_bucket[{RI}])))",
+            "p99 duration")]),
+    Panel("Checkpoint size", "Compressed size of each worker's last checkpoint.", "bytes",
+          [("shopstream_checkpoint_size_bytes", "{{instance}}")]),
+    Panel("Restore at start", "Seconds the worker took at its last start to load its checkpoint and replay the "
+          "tail, and the events it replayed.", "short",
+          [("shopstream_restore_duration_seconds", "seconds {{instance}}"),
+           ("shopstream_restore_replayed_events", "replayed {{instance}}")]),
 ]
 
 PANEL_OPTIONS: dict[str, dict[str, Any]] = {

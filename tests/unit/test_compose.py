@@ -29,7 +29,7 @@ SETTINGS_FOR = {"worker": WorkerSettings, "collector": CollectorSettings, "gener
                 "replay": CollectorSettings}
 SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "depends_on", "healthcheck",
-    "restart", "stop_grace_period", "deploy", "networks", "user", "working_dir", "labels",
+    "restart", "stop_grace_period", "hostname", "deploy", "networks", "user", "working_dir", "labels",
 }
 
 
@@ -233,3 +233,11 @@ def test_docker_compose_config_accepts_the_file() -> None:
     result = subprocess.run([*command, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_worker_has_its_own_stable_id() -> None:
+    """Checkpoints are found by worker id (the host name by default): a container's generated name would
+    change on every recreate and start the worker cold."""
+    workers = [s for s in shopstream_services().values() if subcommand(s) == "worker"]
+    ids = [s.get("environment", {}).get("SHOPSTREAM_WORKER_ID") or s.get("hostname") for s in workers]
+    assert all(ids) and len(set(ids)) == len(ids)
