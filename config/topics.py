@@ -35,8 +35,15 @@ async def ensure_pipeline_topics(settings: CommonSettings) -> None:
     )
 
 
-async def ensure_checkpoint_topic(settings: WorkerSettings) -> None:
-    """The workers' checkpoint topic: one partition, compacted (only each key's latest value is needed)."""
+def members_topic(settings: WorkerSettings) -> str:
+    """The topic whose partitions the group deals out as list-key slots (it never carries a record)."""
+    return f"{settings.app_id}.members"
+
+
+async def ensure_worker_topics(settings: WorkerSettings) -> None:
+    """The members topic (one partition per key slot) and the checkpoint topic (one partition, compacted:
+    only each key's latest value is needed)."""
+    await ensure_topics(settings.kafka_bootstrap_servers, [members_topic(settings)], settings.topic_partitions)
     await ensure_topics(
         settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}
     )

@@ -28,6 +28,7 @@ from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
 from shopstream.models.online_eval import OnlineScores, ScoreDelta
+from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
@@ -99,6 +100,8 @@ class RecommenderStack:
         self.models = list({id(m): m for m in parts}.values())
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
+        # The keys this stack writes; the worker narrows it to its slots (models/ownership.py).
+        self.owner = KeyOwner.everything()
         self.learned = 0  # events learned since the stack was created, restores included: each counts once
         # What each session and user was last shown, by which model: the basis of online scoring.
         # Session entries go with the session (its TTL), so they level off on an endless stream.
@@ -155,27 +158,34 @@ class RecommenderStack:
         self._advance(now)
         periods = self.forecaster.periods
         fresh: list[Event] = []
+        owns = self.owner
         for event, origin in batch:
-            if not self._seen.first_time(event.event_id):
+            # A redelivered event is not learned again, but its lists are built again: the worker that
+            # first learned it may have stopped before writing them (at-least-once for the lists too).
+            if self._seen.first_time(event.event_id):
+                _intern_ids(event)
+                fresh.append(event)
+                out.learned[event.type] += 1
+                if event.type in POSITIVE_TYPES:
+                    self._score_served(event)
+                if event.user_id is not None:
+                    self._last_session[event.user_id] = event.session_id
+                if event.category is not None:
+                    self._last_category.set(event.session_id, event.category, event.ts)
+            else:
                 out.duplicates[event.type] += 1
-                continue
-            _intern_ids(event)
-            fresh.append(event)
-            out.learned[event.type] += 1
-            if event.type in POSITIVE_TYPES:
-                self._score_served(event)
             keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
             if event.user_id is not None:
-                self._last_session[event.user_id] = event.session_id
                 keys.append(("user", event.user_id))
             if event.category is not None:
-                self._last_category.set(event.session_id, event.category, event.ts)
                 keys.append(("category", event.category))
             if event.type == "purchase":
                 keys += [("forecast_shop", "all"), ("forecast_item", event.item_id)]
                 if event.category is not None:
                     keys.append(("forecast_category", event.category))
             for key in keys:
+                if not owns(key[1]):  # another worker writes this list
+                    continue
                 if key[0] in self._throttle.intervals:  # a kind with a refresh interval waits its turn
                     self._throttle.mark(key, origin, event.ts)
                 elif key not in touched or origin < touched[key]:
@@ -183,7 +193,7 @@ class RecommenderStack:
         for model in self.models:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
         self.learned += len(fresh)
-        if self.forecaster.periods > periods and batch:
+        if self.forecaster.periods > periods and batch and owns("all"):
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
         touched.update(self._throttle.due(now))
@@ -205,8 +215,12 @@ class RecommenderStack:
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
     def _score_served(self, event: Event) -> None:
-        shown = [("session", self._served_sessions.peek(event.session_id))]
-        if event.user_id is not None:
+        """Score what this worker served: a list it wrote before its key moved to another worker is not
+        what the shopper sees now."""
+        shown = []
+        if self.owner(event.session_id):
+            shown.append(("session", self._served_sessions.peek(event.session_id)))
+        if event.user_id is not None and self.owner(event.user_id):
             shown.append(("user", self._served_users.peek(event.user_id)))
         for kind, served in shown:
             if served is not None:

@@ -1,26 +1,32 @@
-"""The Faust application: topics, the agent and the web pages, declared in one place.
+"""The Faust application: topics, agents, timers and web pages, declared in one place.
 
-Each Kafka record carries a JSON array of events of the sessions of its partition (docs/events.md).
-The agent takes records in batches and hands them to the :class:`BatchHandler` that ``streams/worker.py`` builds
-from the settings; ``take_events`` acknowledges a batch only after the loop body returns, i.e. after its sink
-writes and dead letters were acknowledged, so committed offsets never run ahead of what the sink holds
-(at-least-once).
+Every worker learns every event: :class:`EventsReader` reads all partitions of the events topic from the
+offsets the model state covers and hands each fetch to the :class:`BatchHandler` (``streams/worker.py``),
+which learns it and writes the lists of the keys this worker holds. Which keys those are comes from the
+consumer group: the partitions of the members topic, which carries no data, are the key slots
+(``models/ownership.py``), and Kafka's group protocol deals them out, so K workers write each key once.
+Progress lives in the state's offsets, checkpointed to Kafka with the state (``streams/checkpoint.py``),
+not in committed offsets (docs/design.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 
 import faust
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
-from shopstream.config.topics import ensure_checkpoint_topic, ensure_pipeline_topics
+from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topics, members_topic
+from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics
-from shopstream.streams.batch import Record, release_free_memory, tune_process
+from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import KafkaCheckpointStore, checkpoint, restore
+from shopstream.streams.events_reader import EventsReader
 from shopstream.streams.worker import build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -43,40 +49,70 @@ app = faust.App(
     datadir=settings.data_dir,
 )
 
-events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions)
+members = app.topic(members_topic(settings), partitions=settings.topic_partitions)
 dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions)
 
 sink = build_sink(settings)
 
 
 async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
-    """Publish rejects and wait for the broker's acknowledgements before the batch is acked."""
+    """Publish rejects and wait for the broker's acknowledgements before the batch is done."""
     pending = [await dlq_topic.send(key=key, value=value) for key, value in records]
     await asyncio.gather(*pending)
 
 
 handler = build_handler(settings, sink, send_dead_letters)
-checkpoints = KafkaCheckpointStore(
-    settings.kafka_bootstrap_servers, settings.checkpoint_topic, f"{settings.app_id}/{settings.worker_id}"
+handler.stack.owner = KeyOwner(settings.topic_partitions, frozenset())  # no keys until the group deals slots
+reader = EventsReader(
+    settings.kafka_bootstrap_servers, settings.events_topic, handler, settings.batch_max_records,
+    settings.batch_within_s,
 )
+checkpoints = KafkaCheckpointStore(
+    settings.kafka_bootstrap_servers, settings.checkpoint_topic, settings.app_id, settings.worker_id
+)
+started_at = time.monotonic()
 
 
-@app.agent(events_topic)
-async def learn_and_serve(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(settings.batch_max_records, within=settings.batch_within_s):
-        await handler.handle(
-            [Record(e.message.key, e.value, e.message.timestamp, e.message.partition, e.message.offset) for e in batch]
-        )
+@app.agent(members)
+async def hold_slots(stream: faust.StreamT) -> None:
+    """Membership only: nothing is published to this topic; its assigned partitions are this worker's slots."""
+    async for _ in stream:
+        pass
 
 
-def owned_partitions() -> set[int]:
-    return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+@app.on_partitions_assigned.connect
+async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs: object) -> None:
+    held = frozenset(tp.partition for tp in assigned if tp.topic == members_topic(settings))
+    async with handler.lock:
+        handler.stack.owner = KeyOwner(settings.topic_partitions, held)
+    metrics.SLOTS_HELD.set(len(held))
+
+
+@app.task
+async def learn_and_serve() -> None:
+    """Read the events topic for as long as the worker runs; if reading fails, the worker exits (non-zero)
+    rather than stay up without learning: its replacement resumes from the last checkpoint."""
+    try:
+        await reader.start()
+        metrics.RESTORE_BACKLOG.set(reader.backlog)
+        asyncio.get_running_loop().create_task(note_caught_up())
+        await reader.run()
+    except Exception:
+        app.log.exception("reading the events topic failed; exiting")
+        os._exit(1)
+    finally:
+        await reader.stop()
+
+
+async def note_caught_up() -> None:
+    await reader.caught_up.wait()
+    metrics.RESTORE_DURATION.set(time.monotonic() - started_at)
 
 
 async def checkpoint_state() -> None:
     """Checkpoint the model state with the offsets it covers; a failed write is counted and retried next time."""
     try:
-        await checkpoint(handler, checkpoints, owned_partitions())
+        await checkpoint(handler, checkpoints)
     except KafkaError:
         metrics.CHECKPOINT_FAILURES.inc()
         app.log.exception("checkpoint failed; the next one is due in %s s", settings.checkpoint_interval_s)
@@ -112,9 +148,7 @@ async def export_gauges() -> None:
         metrics.export_cumulative(metrics.FORECAST_ABS_ERROR, (series,), absolute)
         metrics.export_cumulative(metrics.FORECAST_ACTUAL, (series,), actual)
         metrics.export_cumulative(metrics.FORECAST_WINDOWS, (series,), windows)
-    consumer = app.consumer
-    assigned = [tp for tp in consumer.assignment() if tp.topic == settings.events_topic]
-    metrics.export_lag([(tp.partition, await consumer.position(tp), consumer.highwater(tp)) for tp in assigned])
+    metrics.export_lag(await reader.lag())
 
 
 @app.on_rebalance_complete.connect
@@ -134,8 +168,8 @@ async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.
 
 @app.page("/readyz")
 async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-    """Ready when Redis answers and the consumer holds an assignment (Kafka reachable)."""
-    checks = {"kafka": bool(app.consumer.assignment()), "redis": await sink.ping()}
+    """Ready when Redis answers, the events are being read and the group has dealt this worker its slots."""
+    checks = {"kafka": bool(reader.partitions) and bool(app.consumer.assignment()), "redis": await sink.ping()}
     status = 200 if all(checks.values()) else 503
     return web.json({"ready": status == 200, "checks": checks}, status=status)
 
@@ -143,9 +177,9 @@ async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
     asyncio.run(ensure_pipeline_topics(settings))
+    asyncio.run(ensure_worker_topics(settings))
     if settings.checkpoint_interval_s > 0:
-        asyncio.run(ensure_checkpoint_topic(settings))
-        asyncio.run(restore(handler, checkpoints, settings.events_topic, settings.app_id, settings.event_limits()))
+        asyncio.run(restore(handler, checkpoints))
     tune_process()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

@@ -1,13 +1,13 @@
 """Model state checkpoints in Kafka: a worker restarted anywhere, with an empty disk, comes back warm.
 
 A checkpoint is the pickled model stack (zlib level 1) with the input offsets it covers, stored under
-the worker's id in a compacted topic: the payload in chunks under ``<id>/<slot>/<n>`` and, written last,
-a manifest under ``<id>/manifest`` naming the slot, the chunk count, the payload's SHA-256 and the
-offsets. Successive checkpoints alternate between two slots, so a save cut short by a crash leaves the
-previous checkpoint whole; compaction keeps about two checkpoints per worker. Restoring loads the
-stack, then replays the events topic from the checkpoint's offsets up to the consumer group's committed
-offsets (events already written to Redis, learned again without writing), and the worker consumes on
-from there. Dedupe ids are part of the stack, so nothing is learned twice (docs/design.md).
+``<app id>/<worker id>`` in a compacted topic: the payload in chunks under ``<app>/<worker>/<slot>/<n>``
+and, written last, a manifest under ``<app>/<worker>/manifest`` naming the slot, the chunk count, the
+payload's SHA-256 and the offsets. Successive checkpoints alternate between two slots, so a save cut
+short by a crash leaves the previous checkpoint whole; compaction keeps about two per worker. A worker
+restores its own checkpoint, or the freshest of its app's other workers when it has none (every
+worker learns every event, so any checkpoint is a whole state), and reads on from its offsets. Dedupe
+ids are part of the stack, so nothing is learned twice (docs/design.md).
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import logging
 import pickle
 import time
 import zlib
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shopstream.models.engine import RecommenderStack
-from shopstream.models.events import EventLimits
 from shopstream.streams import metrics
-from shopstream.streams.batch import BatchHandler, Record, parse_records
+from shopstream.streams.batch import BatchHandler
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +81,17 @@ def split(payload: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
 
 
 class KafkaCheckpointStore:
-    """Saves and loads one worker's checkpoints in a compacted topic of one partition."""
+    """Saves one worker's checkpoints in a compacted topic of one partition, and loads its own or a peer's."""
 
-    def __init__(self, bootstrap: str, topic: str, owner: str, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.bootstrap, self.topic, self.owner, self.chunk_bytes = bootstrap, topic, owner, chunk_bytes
+    def __init__(self, bootstrap: str, topic: str, app_id: str, worker_id: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.bootstrap, self.topic, self.chunk_bytes = bootstrap, topic, chunk_bytes
+        self.app_id, self.worker_id = app_id, worker_id
         self._producer: AIOKafkaProducer | None = None
         self._slot_chunks = [0] * SLOTS  # chunks each slot holds now, so a smaller save deletes the rest
         self._slot = SLOTS - 1  # the slot of the last checkpoint; the next save takes the other
 
-    def _key(self, suffix: str) -> bytes:
-        return f"{self.owner}/{suffix}".encode()
+    def _key(self, suffix: str, worker: str | None = None) -> bytes:
+        return f"{self.app_id}/{worker or self.worker_id}/{suffix}".encode()
 
     async def save(self, payload: bytes, offsets: dict[int, int]) -> Manifest:
         """Write the payload, then the manifest; returns once the broker has acknowledged all of it."""
@@ -115,9 +114,33 @@ class KafkaCheckpointStore:
         self._slot, self._slot_chunks[slot] = slot, len(chunks)
         return manifest
 
-    async def load(self) -> tuple[Manifest, bytes] | None:
-        """The latest whole checkpoint of this worker, or None if it never saved one."""
-        prefix = self._key("")
+    async def load(self) -> tuple[str, Manifest, bytes] | None:
+        """``(worker id, manifest, payload)`` of this worker's latest whole checkpoint, else of the freshest
+        checkpoint another worker of the app wrote; None if the app has none."""
+        latest = await self._read_app_records()
+        own = f"{self.app_id}/{self.worker_id}/".encode()
+        for slot in range(SLOTS):
+            self._slot_chunks[slot] = sum(1 for k, v in latest.items() if v is not None
+                                          and k.startswith(own + f"{slot}/".encode()))
+        manifests = {key.decode().split("/")[-2]: Manifest.decode(value) for key, value in latest.items()
+                     if value is not None and key.endswith(b"/manifest")}
+        if not manifests:
+            return None
+        worker = self.worker_id if self.worker_id in manifests else max(manifests, key=lambda w: manifests[w].created)
+        manifest = manifests[worker]
+        if worker == self.worker_id:
+            self._slot = manifest.slot
+        pieces = [latest.get(self._key(f"{manifest.slot}/{i}", worker)) for i in range(manifest.chunks)]
+        if any(piece is None for piece in pieces):
+            raise CheckpointCorrupt(f"checkpoint of {worker} lacks chunks of slot {manifest.slot}")
+        payload = b"".join(piece for piece in pieces if piece is not None)
+        if hashlib.sha256(payload).hexdigest() != manifest.sha256:
+            raise CheckpointCorrupt(f"checkpoint of {worker} does not match its digest")
+        return worker, manifest, payload
+
+    async def _read_app_records(self) -> dict[bytes, bytes | None]:
+        """The latest value of every key of this app in the topic (None: deleted)."""
+        prefix = f"{self.app_id}/".encode()
         latest: dict[bytes, bytes | None] = {}
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=4 * self.chunk_bytes)
@@ -134,21 +157,7 @@ class KafkaCheckpointStore:
                             latest[record.key] = record.value
         finally:
             await consumer.stop()
-        for slot in range(SLOTS):
-            self._slot_chunks[slot] = sum(1 for k, v in latest.items() if v is not None
-                                          and k.startswith(self._key(f"{slot}/")))
-        raw = latest.get(self._key("manifest"))
-        if raw is None:
-            return None
-        manifest = Manifest.decode(raw)
-        self._slot = manifest.slot
-        pieces = [latest.get(self._key(f"{manifest.slot}/{i}")) for i in range(manifest.chunks)]
-        if any(piece is None for piece in pieces):
-            raise CheckpointCorrupt(f"checkpoint of {self.owner} lacks chunks of slot {manifest.slot}")
-        payload = b"".join(piece for piece in pieces if piece is not None)
-        if hashlib.sha256(payload).hexdigest() != manifest.sha256:
-            raise CheckpointCorrupt(f"checkpoint of {self.owner} does not match its digest")
-        return manifest, payload
+        return latest
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -156,12 +165,11 @@ class KafkaCheckpointStore:
             self._producer = None
 
 
-async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore, owned: set[int]) -> Manifest:
-    """Checkpoint the handler's stack between batches, with the offsets of the partitions it owns now (the
-    state of a partition given away stays in the stack, but its offsets go, so no restore replays it)."""
+async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore) -> Manifest:
+    """Checkpoint the handler's stack between batches, with the offsets its events came to."""
     started = time.perf_counter()
     async with handler.batch_lock, handler.lock:
-        offsets = {p: o for p, o in handler.offsets.items() if p in owned}
+        offsets = dict(handler.offsets)
         payload = await handler.in_step_thread(dump_stack, handler.stack)
     manifest = await store.save(payload, offsets)
     metrics.CHECKPOINT_DURATION.observe(time.perf_counter() - started)
@@ -170,66 +178,21 @@ async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore, owned: 
     return manifest
 
 
-async def restore(
-    handler: BatchHandler, store: KafkaCheckpointStore, events_topic: str, group_id: str, limits: EventLimits,
-) -> int:
-    """Load the worker's checkpoint into the handler and replay the topic up to the group's committed
-    offsets; returns the events replayed (0 and a cold stack when there is no usable checkpoint)."""
-    started = time.perf_counter()
+async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> bool:
+    """Load the worker's (or a peer's) checkpoint into the handler, before it reads anything; False when
+    there is no usable checkpoint and the worker starts cold."""
     try:
         found = await store.load()
     except CheckpointCorrupt:
         log.exception("starting cold: the checkpoint could not be used")
         found = None
     if found is None:
-        return 0
-    manifest, payload = found
+        return False
+    worker, manifest, payload = found
+    owner = handler.stack.owner
     handler.stack = load_stack(payload)
+    handler.stack.owner = owner  # which keys this worker writes is its own, not the checkpoint's
     handler.offsets = dict(manifest.offsets)
-    replayed = await replay_tail(handler, events_topic, group_id, limits, store.bootstrap)
-    metrics.RESTORE_DURATION.set(time.perf_counter() - started)
-    metrics.RESTORE_REPLAYED.set(replayed)
-    log.info("restored the checkpoint of %s (%d bytes, %.0f s old) and replayed %d events",
-             store.owner, manifest.size, time.time() - manifest.created, replayed)
-    return replayed
-
-
-async def replay_tail(
-    handler: BatchHandler, events_topic: str, group_id: str, limits: EventLimits, bootstrap: str
-) -> int:
-    """Learn, without writing, the events between the handler's offsets and the group's committed ones:
-    their lists were written before the stop; what comes after the committed offsets the worker handles."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    replayed = 0
-    try:
-        ends: dict[TopicPartition, int] = {}
-        for partition, offset in handler.offsets.items():
-            tp = TopicPartition(events_topic, partition)
-            committed = await consumer.committed(tp)
-            if committed is not None and committed > offset:
-                ends[tp] = committed
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, handler.offsets[tp.partition])
-        while ends:
-            fetched = await consumer.getmany(*ends, timeout_ms=1000, max_records=5000)
-            records = [Record(r.key, r.value, r.timestamp / 1000.0, tp.partition, r.offset)
-                       for tp, batch in fetched.items() for r in batch if r.offset < ends[tp]]
-            replayed += learn_only(handler, records, limits)
-            for tp in list(ends):
-                if await consumer.position(tp) >= ends[tp]:
-                    del ends[tp]
-    finally:
-        await consumer.stop()
-    return replayed
-
-
-def learn_only(handler: BatchHandler, records: Sequence[Record], limits: EventLimits) -> int:
-    """Learn the records' events in steps, dropping the lists and hit counts (written and counted before)."""
-    valid, _, _ = parse_records(records, time.time(), limits)
-    for start in range(0, len(valid), handler.step_events):
-        handler.stack.process(valid[start : start + handler.step_events])
-    handler.covered(records)
-    return len(valid)
+    log.info("restored the checkpoint of %s/%s (%d bytes, %.0f s old)", store.app_id, worker, manifest.size,
+             time.time() - manifest.created)
+    return True

@@ -89,6 +89,9 @@ FORECAST_ACTUAL = Counter(
 )
 FORECAST_WINDOWS = Counter("shopstream_forecast_windows_total", "Demand windows scored.", ["series"])
 REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebalances this worker took part in.")
+SLOTS_HELD = Gauge(
+    "shopstream_key_slots_held", "List-key slots (members-topic partitions) the group dealt this worker."
+)
 CONSUMER_LAG = Gauge(
     "shopstream_kafka_consumer_lag", "High-water mark minus the consumer position, per partition.",
     ["partition"],
@@ -105,10 +108,13 @@ CHECKPOINT_LAST = Gauge(
 )
 CHECKPOINT_FAILURES = Counter("shopstream_checkpoint_failures_total", "Checkpoints that could not be written.")
 RESTORE_DURATION = Gauge(
-    "shopstream_restore_duration_seconds", "Time the worker took at start to load its checkpoint and replay the tail."
+    "shopstream_restore_duration_seconds",
+    "Time from the worker's start to having read the events topic up to where it ended then: loading the "
+    "checkpoint and catching up.",
 )
-RESTORE_REPLAYED = Gauge(
-    "shopstream_restore_replayed_events", "Events replayed at start between the checkpoint and the committed offsets."
+RESTORE_BACKLOG = Gauge(
+    "shopstream_restore_backlog_records",
+    "Kafka records between the offsets the worker started from (its checkpoint's) and the topic's end then.",
 )
 
 _exported: dict[tuple[int, tuple[str, ...]], float] = {}

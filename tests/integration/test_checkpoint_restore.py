@@ -28,23 +28,30 @@ async def test_store_keeps_the_last_whole_checkpoint(kafka_bootstrap: str) -> No
     topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [topic], 1, {"cleanup.policy": "compact"})
     first, second = bytes(range(256)) * 40, b"second" * 300
-    store = KafkaCheckpointStore(kafka_bootstrap, topic, "app/w1", chunk_bytes=1000)
+    store = KafkaCheckpointStore(kafka_bootstrap, topic, "app", "w1", chunk_bytes=1000)
     try:
         assert await store.load() is None
         await store.save(first, {0: 5})
         await store.save(second, {0: 9, 2: 4})
     finally:
         await store.close()
-    fresh = KafkaCheckpointStore(kafka_bootstrap, topic, "app/w1", chunk_bytes=1000)
+    fresh = KafkaCheckpointStore(kafka_bootstrap, topic, "app", "w1", chunk_bytes=1000)
     loaded = await fresh.load()
-    assert loaded is not None and loaded[1] == second and loaded[0].offsets == {0: 9, 2: 4}
+    assert loaded is not None and loaded[0] == "w1" and loaded[2] == second and loaded[1].offsets == {0: 9, 2: 4}
     # A save cut short before its manifest (the worker died mid-write) leaves the last checkpoint whole.
-    with mock.patch.object(fresh, "_key", side_effect=lambda s: b"" if s == "manifest" else f"app/w1/{s}".encode()):
+    def no_manifest(suffix: str, worker: str | None = None) -> bytes:
+        return b"" if suffix == "manifest" else f"app/w1/{suffix}".encode()
+
+    with mock.patch.object(fresh, "_key", side_effect=no_manifest):
         await fresh.save(b"torn" * 900, {0: 20})
     await fresh.close()
-    again = await KafkaCheckpointStore(kafka_bootstrap, topic, "app/w1").load()
-    assert again is not None and again[1] == second
-    assert await KafkaCheckpointStore(kafka_bootstrap, topic, "app/w2").load() is None
+    again = await KafkaCheckpointStore(kafka_bootstrap, topic, "app", "w1").load()
+    assert again is not None and again[2] == second
+    # A worker without a checkpoint of its own starts from its app's freshest one (every state is whole)...
+    peer = await KafkaCheckpointStore(kafka_bootstrap, topic, "app", "w2").load()
+    assert peer is not None and peer[0] == "w1" and peer[2] == second
+    # ...and never from another app's.
+    assert await KafkaCheckpointStore(kafka_bootstrap, topic, "other-app", "w1").load() is None
 
 
 @pytest.fixture
@@ -99,7 +106,7 @@ def test_killed_worker_comes_back_warm_and_learns_every_event_once(checkpointing
     # Warm before any new event: the restored stack knows what the killed one knew.
     wait_until(lambda: learned(pipeline) == 3000, 30, "the restored state", pipeline)
     assert gauge(pipeline, "shopstream_model_entities", (("kind", "items"),)) == items_before
-    assert gauge(pipeline, "shopstream_restore_duration_seconds") > 0
+    wait_until(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 30, "the catch-up", pipeline)
 
     send(pipeline, traffic[3000:])
     wait_until(lambda: learned(pipeline) >= 4500, 60, "4500 events learned", pipeline)
