@@ -149,10 +149,10 @@ PANELS: list[Panel] = [
             "p99 duration")]),
     Panel("Checkpoint size", "Compressed size of each worker's last checkpoint.", "bytes",
           [("shopstream_checkpoint_size_bytes", "{{instance}}")]),
-    Panel("Restore at start", "Seconds the worker took at its last start to load its checkpoint and replay the "
-          "tail, and the events it replayed.", "short",
+    Panel("Restore at start", "Seconds each worker took at its last start to load its checkpoint and read the "
+          "events topic up to where it ended then, and the Kafka records it had to read to get there.", "short",
           [("shopstream_restore_duration_seconds", "seconds {{instance}}"),
-           ("shopstream_restore_replayed_events", "replayed {{instance}}")]),
+           ("shopstream_restore_backlog_records", "records {{instance}}")]),
 ]
 
 PANEL_OPTIONS: dict[str, dict[str, Any]] = {
