@@ -105,6 +105,11 @@ class RecommenderStack:
             config.max_sessions, config.session_ttl_s
         )
         self._served_users: LRUDict[str, tuple[str, list[str]]] = LRUDict(config.max_users)
+        # The other kinds of list published, by kind, most recently published last: what the stack can
+        # publish again when the store lost them (held_lists).
+        self._published: dict[str, LRUDict[str, None]] = {
+            spec.name: LRUDict(config.max_items) for spec in LISTS if spec.name not in ("session", "user")
+        }
         self._last_category: ExpiringDict[str, str] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
@@ -200,7 +205,29 @@ class RecommenderStack:
         rec = self._builders[kind](key)
         if rec is not None:
             rec.origin = origin
+            if (published := self._published.get(kind)) is not None:
+                published[key] = None
         return rec
+
+    def held_lists(self) -> list[tuple[str, list[str]]]:
+        """The ids of the lists this stack has published and can rebuild, per kind, the most recently published
+        first; the kinds with fewest lists (shop-wide, categories: every reader's fallback) come first. What the
+        worker publishes again when the store lost its keys.
+
+        >>> stack = RecommenderStack(StackConfig(top_k=3))
+        >>> _ = stack.process([(Event(f"e{i}", 1e9 + i, s, "view", "ab"[i % 2]), 0.0) for i, s in enumerate("xyxy")])
+        >>> [(kind, ids) for kind, ids in stack.held_lists() if ids]  # item lists wait for their refresh
+        [('trending', ['all']), ('session', ['y', 'x'])]
+        >>> [(rec.kind, rec.id, rec.items) for rec in stack.rebuild("session", ["y"])]
+        [('session', 'y', ['b', 'a'])]
+        """
+        held = {"session": self._served_sessions.newest_first(), "user": list(reversed(self._served_users))}
+        held |= {kind: list(reversed(ids)) for kind, ids in self._published.items()}
+        return sorted(held.items(), key=lambda kind_ids: len(kind_ids[1]))
+
+    def rebuild(self, kind: str, ids: Sequence[str]) -> list[RecList]:
+        """The current lists of ``kind`` for ``ids`` (from :meth:`held_lists`), those the models still hold."""
+        return self._recompute_all(dict.fromkeys(((kind, key) for key in ids), self._now))
 
     def _ranked(self, kind: str, key: str, ranked: list[Scored], model: str) -> RecList | None:
         if not ranked:

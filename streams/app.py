@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
 from shopstream.config.topics import ensure_pipeline_topics
-from shopstream.streams import metrics
+from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import Record, release_free_memory, tune_process
+from shopstream.streams.republish import RepublishOnLoss
 from shopstream.streams.worker import build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -39,6 +40,11 @@ app = faust.App(
     web_port=settings.web_port,
     web_in_thread=False,
     datadir=settings.data_dir,
+    # Failover: a dead worker's partitions move after the session timeout (docs/design.md); a worker id makes
+    # the worker a static member, so a restart with the same id takes its partitions back without a rebalance.
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=settings.heartbeat_interval_s(),
+    consumer_group_instance_id=settings.worker_id or None,
 )
 
 events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions)
@@ -54,6 +60,7 @@ async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
 
 
 handler = build_handler(settings, sink, send_dead_letters)
+republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
 
 @app.agent(events_topic)
@@ -62,9 +69,22 @@ async def learn_and_serve(stream: faust.StreamT) -> None:
         await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
 
 
+@app.task
+async def bound_shutdown() -> None:
+    """Once the worker starts stopping, it has ``SHOPSTREAM_SHUTDOWN_TIMEOUT_S`` to exit (streams/shutdown.py)."""
+    await app.wait_until_stopped()
+    shutdown.arm(settings.shutdown_timeout_s, handler.writer.describe)
+
+
 @app.timer(interval=1.0)
 async def flush_throttled_lists() -> None:
     await handler.flush_idle()
+
+
+@app.timer(interval=5.0)
+async def republish_lost_lists() -> None:
+    """Redis came back empty: publish the held lists again (streams/republish.py)."""
+    await republisher.check()
 
 
 @app.timer(interval=2.0)

@@ -1,0 +1,154 @@
+"""How long a crashed worker's partitions go unserved: two workers on a topic, ``kill -9`` one, time the takeover.
+
+Every 0.25 s after the kill a probe event goes to each partition, with a session of its own; a partition is
+served again when a probe sent to it after the kill has its session list in Redis. The takeover time is the
+time from the kill to the last partition served again, so it includes the worker's batching and write
+(tens of ms), not only the group's rebalance. With ``--restart`` the killed worker is started again at once
+with the same settings (with ``--worker-ids``, the same static member id), as an orchestrator does::
+
+    python -m shopstream.bench.failover --session-timeout-s 10
+    python -m shopstream.bench.failover --session-timeout-s 10 --worker-ids --restart
+
+The Kafka and Redis used are ``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` (default: the local ones);
+the topics, consumer group and key prefix are fresh, and the keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import redis
+from kafka import KafkaAdminClient, KafkaProducer
+
+from shopstream.bench import processes
+
+PROBE_EVERY_S = 0.25
+
+
+def probe(producer: KafkaProducer, topic: str, partition: int, session: str) -> None:
+    event = {"event_id": session, "ts": time.time(), "session_id": session, "type": "view", "item_id": "probe"}
+    producer.send(topic, value=orjson.dumps([event]), partition=partition)
+
+
+def start_worker(
+    env: dict[str, str], name: str, workdir: Path, worker_id: str | None
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = processes.free_port()
+    worker_env = {**env, "SHOPSTREAM_WEB_PORT": str(port), "SHOPSTREAM_DATA_DIR": str(workdir / name)}
+    if worker_id:
+        worker_env["SHOPSTREAM_WORKER_ID"] = worker_id
+    return processes.start_component("worker", worker_env, workdir / f"{name}.log"), f"http://127.0.0.1:{port}"
+
+
+def wait_served(client: redis.Redis, prefix: str, sent: dict[int, list[tuple[str, float]]], since: float,
+                timeout_s: float) -> dict[int, float]:
+    """Seconds from ``since`` until each partition's first probe sent after ``since`` was written."""
+    served: dict[int, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(served) < len(sent) and time.monotonic() < deadline:
+        for partition, probes in sent.items():
+            if partition not in served and any(
+                client.exists(f"{prefix}rec:session:{session}") for session, at in probes if at >= since
+            ):
+                served[partition] = time.monotonic() - since
+        time.sleep(0.05)
+    return served
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"bench-failover-{run_id}:"
+    env = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url,
+        "SHOPSTREAM_EVENTS_TOPIC": f"bench-failover-{run_id}-events",
+        "SHOPSTREAM_DLQ_TOPIC": f"bench-failover-{run_id}-dlq",
+        "SHOPSTREAM_TOPIC_PARTITIONS": str(args.partitions), "SHOPSTREAM_KEY_PREFIX": prefix,
+        "SHOPSTREAM_APP_ID": f"bench-failover-{run_id}", "SHOPSTREAM_WEB_HOST": "127.0.0.1",
+        "SHOPSTREAM_SESSION_TIMEOUT_S": str(args.session_timeout_s), "SHOPSTREAM_LOG_LEVEL": "warn",
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="shopstream-failover-"))
+    ids = [f"{run_id}-a", f"{run_id}-b"] if args.worker_ids else [None, None]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    client = redis.Redis.from_url(redis_url)
+    workers: list[subprocess.Popen[bytes]] = []
+    sent: dict[int, list[tuple[str, float]]] = {p: [] for p in range(args.partitions)}
+    n = 0
+
+    def send_round() -> None:
+        nonlocal n
+        now = time.monotonic()
+        for partition in range(args.partitions):
+            session = f"probe-{partition}-{n}"
+            probe(producer, env["SHOPSTREAM_EVENTS_TOPIC"], partition, session)
+            sent[partition].append((session, now))
+        producer.flush()
+        n += 1
+
+    try:
+        for name, worker_id in zip(("a", "b"), ids, strict=True):
+            proc, url = start_worker(env, name, workdir, worker_id)
+            workers.append(proc)
+            processes.wait_ready(proc, url, 120, workdir / f"{name}.log")
+        # Both members hold partitions once every partition is served with both in the group.
+        time.sleep(2 * float(args.session_timeout_s) / 3)
+        started = time.monotonic()
+        send_round()
+        steady = wait_served(client, prefix, sent, started, 60)
+        if len(steady) < args.partitions:
+            raise RuntimeError(f"partitions served before the kill: {steady}\n{processes.tail(workdir / 'a.log')}")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait()
+        killed = time.monotonic()
+        if args.restart:
+            workers[0], _ = start_worker(env, "a", workdir, ids[0])
+        served: dict[int, float] = {}
+        deadline = killed + args.timeout_s
+        while len(served) < args.partitions and time.monotonic() < deadline:
+            send_round()
+            served.update({p: s for p, s in wait_served(client, prefix, sent, killed, PROBE_EVERY_S).items()
+                           if p not in served})
+        if len(served) < args.partitions:
+            raise RuntimeError(f"partitions not served {args.timeout_s} s after the kill: "
+                               f"{sorted(set(sent) - set(served))}\n{processes.tail(workdir / 'b.log')}")
+        return {"takeover_s": max(served.values()), "unaffected_s": min(served.values())}
+    finally:
+        for proc in workers:
+            processes.stop(proc, timeout_s=20)
+        producer.close()
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="shopstream-bench")
+        admin.delete_topics([env["SHOPSTREAM_EVENTS_TOPIC"], env["SHOPSTREAM_DLQ_TOPIC"]])
+        admin.close()
+        stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if stale:
+            client.delete(*stale)
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--session-timeout-s", type=float, default=10.0)
+    parser.add_argument("--worker-ids", action="store_true", help="static membership (SHOPSTREAM_WORKER_ID)")
+    parser.add_argument("--restart", action="store_true", help="start the killed worker again at once")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--timeout-s", type=float, default=180.0)
+    args = parser.parse_args()
+    for _ in range(args.repeat):
+        figures = run(args)
+        print(f"session_timeout_s={args.session_timeout_s:g} static={args.worker_ids} restart={args.restart} "
+              f"takeover_s={figures['takeover_s']:.1f} unaffected_partitions_s={figures['unaffected_s']:.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
