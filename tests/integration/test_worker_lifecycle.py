@@ -5,6 +5,7 @@ Each test runs its own Redis (tests/private_redis.py), so stopping or flushing i
 
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from shopstream.bench import failover
 from shopstream.bench.scrape import samples
 from shopstream.config.settings import WorkerSettings
 from shopstream.streams.redis_sink import EPOCH_KEY
@@ -124,3 +126,12 @@ async def test_the_epoch_changes_only_when_the_store_lost_its_marker(
         assert await sink.epoch() == second
     finally:
         await sink.close()
+
+
+def test_after_kill_9_of_one_of_two_workers_the_other_serves_every_partition(
+    kafka_bootstrap: str, redis_url: str
+) -> None:
+    """bench/failover.py's run: it raises unless every partition's new events are served after the kill."""
+    args = argparse.Namespace(session_timeout_s=6.0, worker_ids=False, restart=False, partitions=4, timeout_s=120.0)
+    figures = failover.run(kafka_bootstrap, redis_url, args)
+    assert figures["takeover_s"] >= figures["unaffected_s"] > 0
