@@ -40,8 +40,8 @@ app = faust.App(
     web_port=settings.web_port,
     web_in_thread=False,
     datadir=settings.data_dir,
-    # Failover: a dead worker's partitions move after the session timeout (docs/design.md); a worker id makes
-    # the worker a static member, so a restart with the same id takes its partitions back without a rebalance.
+    # Failover: a dead worker's partitions move after the session timeout; a worker id makes the worker a static
+    # member of the group (Kafka group.instance.id), off by default (measured slower here: docs/design.md).
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.heartbeat_interval_s(),
     consumer_group_instance_id=settings.worker_id or None,
