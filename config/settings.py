@@ -70,6 +70,10 @@ class WorkerSettings(CommonSettings):
     worker_id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9._-]{1,200}$")
     checkpoint_topic: str = Field("shopstream.checkpoints", min_length=1)
     checkpoint_interval_s: float = Field(30.0, ge=0)  # 0: no checkpoints (every restart is cold)
+    # Stopping, failover and Redis repair (docs/design.md "Bounded shutdown and failover").
+    shutdown_timeout_s: float = Field(8.0, gt=0, le=3600)
+    session_timeout_s: float = Field(10.0, ge=1, le=1800)
+    republish_rate: float = Field(5000.0, gt=0)
     # The model stack (models/stack_config.py holds the defaults).
     top_k: int = Field(_STACK.top_k, ge=1, le=500)
     max_sessions: int = Field(_STACK.max_sessions, ge=1)
@@ -91,6 +95,10 @@ class WorkerSettings(CommonSettings):
     def stack_config(self) -> StackConfig:
         """The model stack's configuration: every :class:`StackConfig` field is a setting of the same name."""
         return StackConfig(**{f.name: getattr(self, f.name) for f in fields(StackConfig)})
+
+    def heartbeat_interval_s(self) -> float:
+        """A third of the session timeout, as Kafka advises, so two heartbeats may be lost before it expires."""
+        return self.session_timeout_s / 3
 
     def ttl_s(self) -> dict[str, int]:
         """Seconds to live of each kind of list, from the setting the contract names for it."""

@@ -89,6 +89,10 @@ class ExpiringDict(Generic[K, V]):
         entry = self._entries.peek(key)
         return None if entry is None else entry[1]
 
+    def newest_first(self) -> list[K]:
+        """The keys, the last set first."""
+        return list(reversed(self._entries))
+
     def expire(self, now: float) -> None:
         """Drop the entries last set before ``now - ttl_s``; they are at the front (set order)."""
         horizon = now - self.ttl_s

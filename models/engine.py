@@ -109,6 +109,13 @@ class RecommenderStack:
             config.max_sessions, config.session_ttl_s
         )
         self._served_users: LRUDict[str, tuple[str, list[str]]] = LRUDict(config.max_users)
+        # Every key an event touched, whoever writes it, most recently touched last: what the stack can
+        # publish again when the store lost its keys or this worker took over their slots (held_lists).
+        self._live_sessions: ExpiringDict[str, None] = ExpiringDict(config.max_sessions, config.session_ttl_s)
+        self._live: dict[str, LRUDict[str, None]] = {
+            spec.name: LRUDict(config.max_users if spec.name == "user" else config.max_items)
+            for spec in LISTS if spec.name != "session"
+        }
         self._last_category: ExpiringDict[str, str] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
@@ -159,6 +166,7 @@ class RecommenderStack:
         periods = self.forecaster.periods
         fresh: list[Event] = []
         owns = self.owner
+        live: dict[tuple[str, str], None] = {}
         for event, origin in batch:
             # A redelivered event is not learned again, but its lists are built again: the worker that
             # first learned it may have stopped before writing them (at-least-once for the lists too).
@@ -184,12 +192,14 @@ class RecommenderStack:
                 if event.category is not None:
                     keys.append(("forecast_category", event.category))
             for key in keys:
+                live[key] = None
                 if not owns(key[1]):  # another worker writes this list
                     continue
                 if key[0] in self._throttle.intervals:  # a kind with a refresh interval waits its turn
                     self._throttle.mark(key, origin, event.ts)
                 elif key not in touched or origin < touched[key]:
                     touched[key] = origin
+        self._note_live(live)
         for model in self.models:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
         self.learned += len(fresh)
@@ -231,6 +241,36 @@ class RecommenderStack:
         if rec is not None:
             rec.origin = origin
         return rec
+
+    def _note_live(self, keys: dict[tuple[str, str], None]) -> None:
+        for kind, key in keys:
+            if kind == "session":
+                self._live_sessions.set(key, None, self._now)
+            else:
+                self._live[kind][key] = None
+
+    def held_lists(self, owner: Callable[[str], bool] | None = None) -> list[tuple[str, list[str]]]:
+        """The ids of the lists this stack can rebuild that ``owner`` (default: this stack's) writes, per kind,
+        the most recently touched first; the kinds with fewest lists (shop-wide, categories: every reader's
+        fallback) come first. What a worker publishes again when the store lost its keys, or when it took
+        over key slots from a worker that may have died before writing them.
+
+        >>> stack = RecommenderStack(StackConfig(top_k=3))
+        >>> _ = stack.process([(Event(f"e{i}", 1e9 + i, s, "view", "ab"[i % 2]), 0.0) for i, s in enumerate("xyxy")])
+        >>> [(kind, ids) for kind, ids in stack.held_lists() if ids]
+        [('trending', ['all']), ('session', ['y', 'x']), ('item', ['b', 'a'])]
+        >>> [(rec.kind, rec.id, rec.items) for rec in stack.rebuild("session", ["y"])]
+        [('session', 'y', ['b', 'a'])]
+        """
+        owns = owner or self.owner
+        held = {"session": self._live_sessions.newest_first()}
+        held |= {kind: list(reversed(ids)) for kind, ids in self._live.items()}
+        return sorted(((kind, [key for key in ids if owns(key)]) for kind, ids in held.items()),
+                      key=lambda kind_ids: len(kind_ids[1]))
+
+    def rebuild(self, kind: str, ids: Sequence[str]) -> list[RecList]:
+        """The current lists of ``kind`` for ``ids`` (from :meth:`held_lists`), those the models still hold."""
+        return self._recompute_all(dict.fromkeys(((kind, key) for key in ids), self._now))
 
     def _ranked(self, kind: str, key: str, ranked: list[Scored], model: str) -> RecList | None:
         if not ranked:
@@ -282,6 +322,7 @@ class RecommenderStack:
         """Event time moved on: expire per-session state and the trending memo."""
         self._now = max(self._now, now)
         self._served_sessions.expire(self._now)
+        self._live_sessions.expire(self._now)
         self._last_category.expire(self._now)
         if now - self._trending_memo_since >= self.config.trending_refresh_s:
             self._trending_memo.clear()

@@ -23,10 +23,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shopstream.config.settings import WorkerSettings, load
 from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topics, members_topic
 from shopstream.models.ownership import KeyOwner
-from shopstream.streams import metrics
+from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import KafkaCheckpointStore, checkpoint, restore
 from shopstream.streams.events_reader import EventsReader
+from shopstream.streams.republish import RepublishOnLoss, republish
 from shopstream.streams.worker import build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -47,6 +48,10 @@ app = faust.App(
     web_port=settings.web_port,
     web_in_thread=False,
     datadir=settings.data_dir,
+    # Failover: a dead worker's key slots move after the session timeout (docs/design.md). No static
+    # membership (group.instance.id): restarts took their slots back slower with it here.
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=settings.heartbeat_interval_s(),
 )
 
 members = app.topic(members_topic(settings), partitions=settings.topic_partitions)
@@ -71,6 +76,8 @@ checkpoints = KafkaCheckpointStore(
     settings.kafka_bootstrap_servers, settings.checkpoint_topic, settings.app_id, settings.worker_id
 )
 started_at = time.monotonic()
+background: set[asyncio.Task[int]] = set()  # republishing tasks, referenced until done
+republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
 
 @app.agent(members)
@@ -82,10 +89,19 @@ async def hold_slots(stream: faust.StreamT) -> None:
 
 @app.on_partitions_assigned.connect
 async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs: object) -> None:
+    """The group dealt this worker its key slots. The keys of slots it did not hold may not have been written
+    by their last holder (it may have died, or stopped writing them before this worker started): they are
+    published again, rate-limited, in the background."""
     held = frozenset(tp.partition for tp in assigned if tp.topic == members_topic(settings))
     async with handler.lock:
+        gained = held - handler.stack.owner.held
         handler.stack.owner = KeyOwner(settings.topic_partitions, held)
     metrics.SLOTS_HELD.set(len(held))
+    if gained:
+        background.add(task := asyncio.get_running_loop().create_task(
+            republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained))
+        ))
+        task.add_done_callback(background.discard)
 
 
 @app.task
@@ -122,9 +138,22 @@ if settings.checkpoint_interval_s > 0:
     app.timer(interval=settings.checkpoint_interval_s)(checkpoint_state)
 
 
+@app.task
+async def bound_shutdown() -> None:
+    """Once the worker starts stopping, it has ``SHOPSTREAM_SHUTDOWN_TIMEOUT_S`` to exit (streams/shutdown.py)."""
+    await app.wait_until_stopped()
+    shutdown.arm(settings.shutdown_timeout_s, handler.writer.describe)
+
+
 @app.timer(interval=1.0)
 async def flush_throttled_lists() -> None:
     await handler.flush_idle()
+
+
+@app.timer(interval=5.0)
+async def republish_lost_lists() -> None:
+    """Redis came back empty: publish the held lists again (streams/republish.py)."""
+    await republisher.check()
 
 
 @app.timer(interval=2.0)

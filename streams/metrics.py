@@ -66,6 +66,9 @@ REDIS_PIPELINE = Histogram(
 REDIS_ERRORS = Counter("shopstream_redis_errors_total", "Failed Redis pipeline executions.")
 REDIS_RETRIES = Counter("shopstream_redis_retries_total", "Retries of Redis pipeline executions.")
 KEYS_WRITTEN = Counter("shopstream_redis_keys_written_total", "Recommendation keys written.", ["kind"])
+REPUBLISHED = Counter(
+    "shopstream_republished_keys_total", "Keys written again after Redis lost its data, by kind.", ["kind"]
+)
 for _spec in LISTS:  # the ``kind`` label takes the contract's kinds, each exported from the start
     FRESHNESS.labels(_spec.name)
     KEYS_WRITTEN.labels(_spec.name)

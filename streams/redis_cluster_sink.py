@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shopstream.contracts.lists import RecList
-from shopstream.streams.redis_sink import encode_list, ping
+from shopstream.streams.redis_sink import encode_list, epoch, ping
 from shopstream.streams.sink import SinkError
 
 
@@ -37,6 +37,9 @@ class RedisClusterSink:
 
     async def ping(self) -> bool:
         return await ping(self.client)
+
+    async def epoch(self) -> str:
+        return await epoch(self.client, self.prefix)
 
     async def close(self) -> None:
         await self.client.aclose()

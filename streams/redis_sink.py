@@ -11,6 +11,7 @@ so on Redis Cluster :mod:`shopstream.streams.redis_cluster_sink` writes instead.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 
 import orjson
@@ -20,6 +21,8 @@ from redis.exceptions import RedisError
 from shopstream.contracts.lists import RecList
 from shopstream.streams.sink import SinkError
 
+#: The worker's marker key (beside the prefix): see :func:`epoch`.
+EPOCH_KEY = "meta:epoch"
 #: Keys per script call: a script holds Redis while it runs, so one call is kept short for readers.
 SCRIPT_KEYS = 1000
 #: KEYS[i] gets ARGV[2i-1] with ARGV[2i] seconds to live.
@@ -74,8 +77,26 @@ class RedisSink:
     async def ping(self) -> bool:
         return await ping(self.client)
 
+    async def epoch(self) -> str:
+        return await epoch(self.client, self.prefix)
+
     async def close(self) -> None:
         await self.client.aclose()
+
+
+async def epoch(client: aioredis.Redis | aioredis.RedisCluster, prefix: str) -> str:
+    """The token in the epoch key (docs/redis-keys.md), set to a new one if the key is missing: a Redis that lost
+    its data lost this key too, so a changed token means the lists are gone. A marker rather than INFO's
+    ``run_id``: ``FLUSHALL`` keeps the ``run_id``, and a restart that reloads its data changes it needlessly."""
+    key = prefix + EPOCH_KEY
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(key, uuid.uuid4().hex, nx=True)
+            pipe.get(key)
+            _, token = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise SinkError(str(exc)) from exc
+    return token.decode() if isinstance(token, bytes) else str(token)
 
 
 async def ping(client: aioredis.Redis | aioredis.RedisCluster, timeout_s: float = 1.0) -> bool:

@@ -33,6 +33,10 @@ class Sink(Protocol):
     async def ping(self) -> bool:
         """Whether the store answers now (readiness)."""
 
+    async def epoch(self) -> str:
+        """An id of the store's contents that changes when it lost them (restarted empty, flushed), so the
+        worker knows to publish its lists again; raises :class:`SinkError` if the store does not answer."""
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -63,23 +67,36 @@ class RetryingWriter:
     def __init__(self, sink: Sink, policy: RetryPolicy | None = None) -> None:
         self.sink = sink
         self.policy = policy or RetryPolicy()
+        # (lists, monotonic time of its first failure) of the write being retried, if any
+        self.failing: tuple[int, float] | None = None
+
+    def describe(self) -> str:
+        """What the writer is doing, for the log of an abandoned shutdown."""
+        if self.failing is None:
+            return "no write being retried"
+        lists, since = self.failing
+        return f"a write of {lists} lists failing for {time.monotonic() - since:.1f} s"
 
     async def write(self, lists: Sequence[RecList]) -> float:
         """Store every list and return the wall-clock time the store acknowledged them."""
         if not lists:
             return time.time()
         delay = self.policy.initial_s
-        while True:
-            started = time.perf_counter()
-            try:
-                await self.sink.write(lists, time.time())
-            except SinkError as exc:
-                metrics.REDIS_ERRORS.inc()
-                metrics.REDIS_RETRIES.inc()
-                log.warning("write of %d lists failed (%s); retrying in %.2fs", len(lists), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.policy.max_s)
-                continue
-            metrics.REDIS_WRITE.observe(time.perf_counter() - started)
-            metrics.REDIS_PIPELINE.observe(len(lists))
-            return time.time()
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    await self.sink.write(lists, time.time())
+                except SinkError as exc:
+                    metrics.REDIS_ERRORS.inc()
+                    metrics.REDIS_RETRIES.inc()
+                    self.failing = self.failing or (len(lists), time.monotonic())
+                    log.warning("write of %d lists failed (%s); retrying in %.2fs", len(lists), exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.policy.max_s)
+                    continue
+                metrics.REDIS_WRITE.observe(time.perf_counter() - started)
+                metrics.REDIS_PIPELINE.observe(len(lists))
+                return time.time()
+        finally:
+            self.failing = None

@@ -113,10 +113,12 @@ PANELS: list[Panel] = [
     # --- Redis ------------------------------------------------------------------------------------------------
     Panel("Redis write latency p50 / p99", "Time of one Redis pipeline execution (one per batch).", "s",
           quantiles("shopstream_redis_write_duration_seconds", (0.5, 0.99))),
-    Panel("Redis errors and retries", "Failed Redis pipeline executions and their retries per second, per worker; "
-          "the sink retries until Redis answers.", "ops",
+    Panel("Redis errors, retries and republished keys", "Failed Redis pipeline executions and their retries per "
+          "second, per worker (the sink retries until Redis answers), and keys written again because Redis came back "
+          "empty (the worker republishes the lists it holds).", "ops",
           [(f"sum by (instance) (rate(shopstream_redis_errors_total[{RI}]))", "errors {{instance}}"),
-           (f"sum by (instance) (rate(shopstream_redis_retries_total[{RI}]))", "retries {{instance}}")]),
+           (f"sum by (instance) (rate(shopstream_redis_retries_total[{RI}]))", "retries {{instance}}"),
+           (f"sum by (instance) (rate(shopstream_republished_keys_total[{RI}]))", "republished {{instance}}")]),
     # --- collector --------------------------------------------------------------------------------------------
     Panel("Collector requests by status", "HTTP requests to the collector per status code: 202 accepted, 4xx "
           "tracker errors, 503 Kafka unavailable.", "reqps",

@@ -1,0 +1,72 @@
+"""Redis is a cache of the workers' state: when it comes back empty, the lists the worker holds are written again.
+
+A session that gets no new event would otherwise never get its list back (nor would a quiet item, user or
+category) until the worker restarts. The store's :meth:`~shopstream.streams.sink.Sink.epoch` changes when it
+lost its data; :class:`RepublishOnLoss` checks it on a timer and then rebuilds the stack's held lists from the
+models (not from a copy of what was written: the models may have learned since) and writes them through the
+worker's writer, in chunks, at most ``rate`` lists a second so the repair does not crowd out live batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from shopstream.streams import metrics
+from shopstream.streams.batch import BatchHandler
+from shopstream.streams.sink import Sink, SinkError
+
+log = logging.getLogger(__name__)
+
+#: Lists rebuilt and written at once; the stack's lock is held meanwhile, so live batches wait at most one chunk.
+CHUNK = 500
+
+
+async def republish(
+    handler: BatchHandler, rate: float, chunk: int = CHUNK, owner: Callable[[str], bool] | None = None
+) -> int:
+    """Write every list the handler's stack holds again (of the keys ``owner`` says, default: those it writes),
+    at most ``rate`` lists a second; returns how many.
+
+    Each chunk is rebuilt and written under the stack's lock, so a batch's fresher list of the same key is
+    never overwritten by an older rebuild."""
+    async with handler.lock:
+        held = handler.stack.held_lists(owner)
+    written = 0
+    for kind, ids in held:
+        for start in range(0, len(ids), chunk):
+            began = time.monotonic()
+            async with handler.lock:
+                lists = handler.stack.rebuild(kind, ids[start : start + chunk])
+                await handler.writer.write(lists)
+            metrics.REPUBLISHED.labels(kind).inc(len(lists))
+            written += len(lists)
+            await asyncio.sleep(max(0.0, len(lists) / rate - (time.monotonic() - began)))
+    return written
+
+
+class RepublishOnLoss:
+    """Republishes the held lists when the store's epoch changes (the first epoch seen is only recorded)."""
+
+    def __init__(self, sink: Sink, handler: BatchHandler, rate: float) -> None:
+        self.sink = sink
+        self.handler = handler
+        self.rate = rate
+        self._epoch: str | None = None
+
+    async def check(self) -> int:
+        """Compare the store's epoch with the last one seen; returns the lists republished."""
+        try:
+            current = await self.sink.epoch()
+        except SinkError:
+            return 0  # the store is down: the writer's retries report it; check again on the next tick
+        previous, self._epoch = self._epoch, current
+        if previous is None or previous == current:
+            return 0
+        log.warning("Redis lost its data (epoch %s -> %s): publishing the held lists again", previous, current)
+        started = time.monotonic()
+        written = await republish(self.handler, self.rate)
+        log.warning("republished %d lists in %.1f s", written, time.monotonic() - started)
+        return written

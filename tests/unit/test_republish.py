@@ -1,0 +1,157 @@
+"""Lists held by the worker are written again when the store says it lost its data; shutdown stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client import REGISTRY
+
+from shopstream.contracts.lists import RecList
+from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.models.events import Event
+from shopstream.streams import republish
+from shopstream.streams.batch import BatchHandler
+from shopstream.streams.republish import RepublishOnLoss
+from shopstream.streams.sink import RetryingWriter, RetryPolicy, SinkError
+
+
+class EpochSink:
+    """A store that keeps what it is given and whose contents can be 'lost' (a new epoch) or unreachable."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], list[str]] = {}
+        self.token = "first"
+        self.down = False
+
+    async def write(self, lists: Sequence[RecList], updated_at: float) -> None:
+        if self.down:
+            raise SinkError("down")
+        self.keys.update({(rec.kind, rec.id): rec.items for rec in lists})
+
+    async def ping(self) -> bool:
+        return not self.down
+
+    async def epoch(self) -> str:
+        if self.down:
+            raise SinkError("down")
+        return self.token
+
+    async def close(self) -> None:
+        return None
+
+    def lose_everything(self, token: str) -> None:
+        self.keys.clear()
+        self.token = token
+
+
+def events(n_sessions: int, start: float = 1e9) -> list[tuple[Event, float]]:
+    """Two views per session; the last batch is ten minutes of event time later, so throttled lists are due."""
+    out = []
+    for s in range(n_sessions):
+        for i in range(2):
+            out.append((Event(f"e{s}-{i}", start + s, f"s{s}", "view", f"i{(s + i) % 7}", user_id=f"u{s % 5}",
+                              category=f"c{s % 3}"), 0.0))
+    return out
+
+
+async def handler_with_lists(sink: EpochSink) -> BatchHandler:
+    async def no_letters(records: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(RecommenderStack(StackConfig(top_k=5)), RetryingWriter(sink), no_letters, 40_000)
+    stack = handler.stack
+    for batch in (events(30), [(Event("late", 1e9 + 600, "s-late", "view", "i1"), 0.0)]):
+        await handler.writer.write(stack.process(batch).lists)
+    return handler
+
+
+def republished(kind: str) -> float:
+    return REGISTRY.get_sample_value("shopstream_republished_keys_total", {"kind": kind}) or 0.0
+
+
+async def test_the_held_lists_reappear_after_the_store_lost_them() -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    before = dict(sink.keys)
+    assert {kind for kind, _ in before} >= {"session", "user", "item", "trending", "category"}
+    watch = RepublishOnLoss(sink, handler, rate=1e6)
+    assert await watch.check() == 0  # the first epoch is only recorded
+    assert await watch.check() == 0  # unchanged: nothing to do
+
+    sink.lose_everything("second")
+    sessions_before = republished("session")
+    assert await watch.check() == len(before)
+    assert sink.keys.keys() == before.keys()
+    assert republished("session") - sessions_before == sum(kind == "session" for kind, _ in before)
+    assert await watch.check() == 0
+
+
+async def test_an_unreachable_store_is_checked_again_later() -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    watch = RepublishOnLoss(sink, handler, rate=1e6)
+    await watch.check()
+    sink.down = True
+    assert await watch.check() == 0
+    sink.down = False
+    sink.lose_everything("second")
+    assert await watch.check() > 0
+
+
+async def test_republishing_keeps_to_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(republish.asyncio, "sleep", record_sleep)
+    written = await republish.republish(handler, rate=100.0, chunk=10)
+    assert written == len(sink.keys)
+    # Each chunk waits out the rest of its share of time (its own work took some of it).
+    assert written / 100.0 - 0.5 <= sum(slept) <= written / 100.0
+
+
+async def test_a_batch_is_not_overwritten_by_an_older_rebuild() -> None:
+    """The stack's lock is held from a chunk's rebuild to its write."""
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    original = sink.write
+
+    async def slow_write(lists: Sequence[RecList], updated_at: float) -> None:
+        entered.set()
+        await release.wait()
+        await original(lists, updated_at)
+
+    sink.write = slow_write  # type: ignore[method-assign]
+    task = asyncio.create_task(republish.republish(handler, rate=1e6))
+    await entered.wait()
+    assert handler.lock.locked()
+    release.set()
+    await task
+
+
+def test_the_writer_says_what_it_is_retrying() -> None:
+    sink = EpochSink()
+    sink.down = True
+    writer = RetryingWriter(sink, RetryPolicy(initial_s=0.01, max_s=0.01))
+    assert writer.describe() == "no write being retried"
+
+    async def run() -> str:
+        task = asyncio.create_task(writer.write([RecList("trending", "all", "m", ["a"], [1.0], time.time())]))
+        await asyncio.sleep(0.05)
+        described = writer.describe()
+        sink.down = False
+        await task
+        return described
+
+    assert asyncio.run(run()).startswith("a write of 1 lists failing for")
+    assert writer.describe() == "no write being retried"
