@@ -3,6 +3,12 @@
 Starts a collector and a worker, posts seeded synthetic traffic to the collector over HTTP in
 tracker-sized NDJSON batches (plus a few malformed events, to show the dead-letter path), then
 prints recommendations read back from Redis and a few figures from the worker's /metrics.
+
+The worker runs the session-list strategy experiment (``--experiment``, Thompson sampling by default): after
+every few batches the demo reads the lists served to the sessions it just posted and answers them as shoppers
+would (``ClickModel``: position bias and a hidden click quality per strategy), posting the impressions and
+clicks back through the collector; it prints the bandit's allocation as it moves and, at the end, the CTR
+per strategy measured by the worker beside the click model's truth.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import redis
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import histogram_quantile, samples
-from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.producers.synthetic import ClickModel, SyntheticTraffic
 
 BATCH = 50
+FEEDBACK_EVERY = 10  # batches between two readings of the served session lists
+#: The click model's hidden quality per strategy (vsknn's lists earn the most clicks).
+QUALITY = {"transitions": 0.06, "vsknn": 0.09, "trending": 0.04}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,25 +42,61 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--collector-port", type=int, default=8080)
     demo.add_argument("--worker-port", type=int, default=6066)
+    demo.add_argument("--experiment", choices=("off", "thompson", "ucb", "ab"), default="thompson",
+                      help="how the worker chooses each session's list strategy (SHOPSTREAM_EXPERIMENT)")
     demo.set_defaults(func=run)
 
 
-async def _post_traffic(url: str, events: list[dict], rate: float) -> tuple[int, int]:
-    """POST NDJSON batches at ``rate`` events/s; returns (accepted, rejected) as the collector counted."""
-    accepted = rejected = 0
-    start = time.monotonic()
+async def _post(session: aiohttp.ClientSession, url: str, events: list[dict]) -> tuple[int, int]:
+    body = b"\n".join(orjson.dumps(e) for e in events)
+    async with session.post(url, data=body, headers={"Content-Type": "application/x-ndjson"}) as resp:
+        counts = await resp.json()
+    return counts.get("accepted", 0), counts.get("rejected", 0)
+
+
+def _allocation(worker_url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {dict(labels)["strategy"]: v for labels, v in samples(text, "shopstream_experiment_allocation").items()}
+
+
+def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: ClickModel) -> list[dict]:
+    """The click model's impressions and clicks for the lists served to the sessions that just browsed."""
+    sessions = {e["session_id"]: e for e in sent if e["type"] == "view"}
+    values = client.mget([f"{prefix}rec:session:{sid}" for sid in sessions])
+    events: list[dict] = []
+    for (sid, last), raw in zip(sessions.items(), values, strict=True):
+        if raw is not None:
+            events += clicks.respond(sid, orjson.loads(raw), last["ts"], last.get("user_id"))
+    return events
+
+
+async def _post_traffic(
+    url: str, events: list[dict], rate: float, client: redis.Redis, prefix: str, worker_url: str,
+    clicks: ClickModel,
+) -> tuple[int, int, int]:
+    """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches; returns
+    (accepted, rejected, of which answers) as the collector counted."""
+    accepted = rejected = answered = 0
+    start = last_print = time.monotonic()
     async with aiohttp.ClientSession() as session:
-        for i in range(0, len(events), BATCH):
-            body = b"\n".join(orjson.dumps(e) for e in events[i : i + BATCH])
-            async with session.post(url, data=body, headers={"Content-Type": "application/x-ndjson"}) as resp:
-                counts = await resp.json()
-                accepted += counts.get("accepted", 0)
-                rejected += counts.get("rejected", 0)
+        for n, i in enumerate(range(0, len(events), BATCH), start=1):
+            ok, bad = await _post(session, url, events[i : i + BATCH])
+            accepted, rejected = accepted + ok, rejected + bad
+            if n % FEEDBACK_EVERY == 0:
+                answers = _answers(client, prefix, events[i + BATCH - BATCH * FEEDBACK_EVERY : i + BATCH], clicks)
+                for j in range(0, len(answers), 500):
+                    ok, bad = await _post(session, url, answers[j : j + 500])
+                    accepted, rejected, answered = accepted + ok, rejected + bad, answered + ok
+            if time.monotonic() - last_print >= 1.0 or (n <= 5 * FEEDBACK_EVERY and n % FEEDBACK_EVERY == 0):
+                last_print = time.monotonic()
+                shares = "  ".join(f"{k} {v:.2f}" for k, v in sorted(_allocation(worker_url).items()))
+                print(f"  {i + BATCH:>7} events posted, {answered:>6} impressions and clicks; allocation: {shares}")
             await asyncio.sleep(max(0.0, start + (i + BATCH) / rate - time.monotonic()))
-        bad = b'{"event_id": "bad-1", "type": "teleport"}\n{not json'
-        async with session.post(url, data=bad, headers={"Content-Type": "application/x-ndjson"}) as resp:
+        bad_body = b'{"event_id": "bad-1", "type": "teleport"}\n{not json'
+        async with session.post(url, data=bad_body, headers={"Content-Type": "application/x-ndjson"}) as resp:
             rejected += (await resp.json())["rejected"]
-    return accepted, rejected
+    return accepted, rejected, answered
 
 
 def _show(title: str, raw: bytes | None) -> None:
@@ -86,6 +131,8 @@ def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[di
         if n and dict(labels)["k"] == "20":
             print(f"  {dict(labels)['model']:<24} HR@20 {hits.get(labels, 0) / n:.3f}  over {n:.0f} events")
 
+    _report_strategies(metrics_text)
+
     print("\nRecommendations read back from Redis:")
     last = events[-1]
     user = next(e["user_id"] for e in reversed(events) if "user_id" in e)
@@ -94,6 +141,19 @@ def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[di
     _show(f"rec:item:{last['item_id']}", client.get(f"{prefix}rec:item:{last['item_id']}"))
     _show("rec:trending", client.get(f"{prefix}rec:trending"))
     _show(f"rec:trending:category:{last['category']}", client.get(f"{prefix}rec:trending:category:{last['category']}"))
+
+
+def _report_strategies(metrics_text: str) -> None:
+    impressions = samples(metrics_text, "shopstream_list_impressions_total")
+    clicks = samples(metrics_text, "shopstream_list_clicks_total")
+    allocation = samples(metrics_text, "shopstream_experiment_allocation")
+    truth = ClickModel(QUALITY)
+    print("Session-list strategies (click model's true CTR per impression beside the measured one):")
+    for labels, shown in sorted(impressions.items()):
+        strategy = dict(labels)["strategy"]
+        share, clicked = allocation.get((("strategy", strategy),), 0.0), clicks.get(labels, 0.0)
+        print(f"  {strategy:<12} allocation {share:.3f}  impressions {shown:>7.0f}  clicks {clicked:>6.0f}  "
+              f"CTR {clicked / shown:.4f}  (true {truth.ctr(strategy):.4f})")
 
 
 def _processed(worker_url: str) -> float:
@@ -111,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         **collector_env,
         "SHOPSTREAM_WEB_PORT": str(args.worker_port),
         "SHOPSTREAM_LOG_LEVEL": os.environ.get("SHOPSTREAM_LOG_LEVEL", "warn"),
+        "SHOPSTREAM_EXPERIMENT": args.experiment,
     }
     collector_url = f"http://127.0.0.1:{args.collector_port}"
     worker_url = f"http://127.0.0.1:{args.worker_port}"
@@ -120,21 +181,26 @@ def run(args: argparse.Namespace) -> int:
         processes.wait_ready(running[0], collector_url, log_path=logs / "collector.log")
         processes.wait_ready(running[1], worker_url, log_path=logs / "worker.log")
         baseline = _processed(worker_url)
+        from shopstream.config.settings import CommonSettings, load
+
+        settings = load(CommonSettings)
+        client = redis.Redis.from_url(settings.redis_url)
         events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
         print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "
-              f"in NDJSON batches of {BATCH}...")
+              f"in NDJSON batches of {BATCH}, answering the served session lists every {FEEDBACK_EVERY} batches "
+              f"(hidden click quality {QUALITY})...")
         url = f"{collector_url}/v1/events?key={write_key}"
-        accepted, rejected = asyncio.run(_post_traffic(url, events, args.rate))
-        print(f"Collector: {accepted} accepted, {rejected} rejected (sent to the dead-letter topic)")
+        clicks = ClickModel(QUALITY, seed=args.seed)
+        accepted, rejected, answered = asyncio.run(
+            _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks)
+        )
+        print(f"Collector: {accepted} accepted ({answered} of them impressions, clicks and carts), "
+              f"{rejected} rejected (sent to the dead-letter topic)")
         deadline = time.monotonic() + 60
         while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:
             time.sleep(0.2)
         with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
             metrics_text = response.read().decode()
-        from shopstream.config.settings import CommonSettings, load
-
-        settings = load(CommonSettings)
-        client = redis.Redis.from_url(settings.redis_url)
         _report(metrics_text, client, settings.key_prefix, events)
         print(f"\nMetrics: {worker_url}/metrics (worker), {collector_url}/metrics (collector)")
     finally:

@@ -19,7 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopstream.contracts.lists import LISTS
 from shopstream.models.events import DEFAULT_LIMITS, EventLimits
-from shopstream.models.stack_config import SessionModelName, StackConfig
+from shopstream.models.stack_config import (
+    SESSION_STRATEGIES,
+    ExperimentName,
+    RewardName,
+    SessionModelName,
+    StackConfig,
+)
 
 S = TypeVar("S", bound=BaseSettings)
 _STACK = StackConfig()
@@ -91,6 +97,19 @@ class WorkerSettings(CommonSettings):
     user_refresh_s: float = Field(_STACK.user_refresh_s, ge=0)
     trending_refresh_s: float = Field(_STACK.trending_refresh_s, ge=0)
     seed: int = _STACK.seed
+    experiment: ExperimentName = _STACK.experiment
+    experiment_arms: str = _STACK.experiment_arms
+    experiment_floor: float = Field(_STACK.experiment_floor, ge=0, le=1)
+    experiment_reward: RewardName = _STACK.experiment_reward
+    attribution_window_s: float = Field(_STACK.attribution_window_s, gt=0)
+
+    @field_validator("experiment_arms")
+    @classmethod
+    def _known_arms(cls, value: str) -> str:
+        arms = StackConfig(experiment_arms=value).arms()
+        if not arms or len(set(arms)) != len(arms) or not set(arms) <= set(SESSION_STRATEGIES):
+            raise ValueError(f"distinct names from {SESSION_STRATEGIES}, comma-separated")
+        return value
 
     def stack_config(self) -> StackConfig:
         """The model stack's configuration: every :class:`StackConfig` field is a setting of the same name."""

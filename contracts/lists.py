@@ -63,8 +63,9 @@ class ListSpec:
 
 
 SESSION = ListSpec(
-    "session", "rec:session:{session_id}", "ttl_session_s", None, RANKED,
-    "next items for a browsing session, already topped up from category and global trending",
+    "session", "rec:session:{session_id}", "ttl_session_s", None, (*RANKED, "strategy", "propensity"),
+    "next items for a browsing session, already topped up from category and global trending; by the strategy "
+    "the session is assigned, with the probability it was assigned with",
     optional=("purchase_propensity",),
 )
 USER = ListSpec(

@@ -33,6 +33,7 @@ from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.stack_config import StackConfig
+from shopstream.models.strategies import OutcomeCounts, SessionExperiment, TrendingArm
 from shopstream.models.throttle import RefreshThrottle
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 from shopstream.models.trending import Trending
@@ -44,6 +45,8 @@ class BatchOutput:
     learned: Counter[str] = field(default_factory=Counter)  # by event type
     duplicates: Counter[str] = field(default_factory=Counter)
     scores: list[ScoreDelta] = field(default_factory=list)  # online hit-rate counts since the last batch
+    outcomes: OutcomeCounts = field(default_factory=Counter)  # attributed (surface, strategy, kind) counts
+    allocation: dict[str, float] = field(default_factory=dict)  # session strategies' share of new sessions
 
 
 class RecommenderStack:
@@ -73,10 +76,7 @@ class RecommenderStack:
             max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
         )
         self.session_model = session_model or (
-            transitions if config.session_model == "transitions" else SessionKNN(
-                k=100, sample_size=500, similarity="vec", weighting="div", max_sessions=config.max_sessions,
-                session_ttl_s=config.session_ttl_s,
-            )
+            transitions if config.session_model == "transitions" else _session_knn(config)
         )
         self.item_model = item_model or transitions
         self.trending = trending or Trending(
@@ -95,8 +95,14 @@ class RecommenderStack:
             allowed_lateness_s=config.forecast_lateness_s,
         )
         self.propensity = SessionPropensity(timeout_s=config.session_ttl_s, max_sessions=config.max_sessions)
+        named = {"transitions": transitions, "trending": TrendingArm(), config.session_model: self.session_model}
+        arms = config.arms() if config.experiment != "off" else (config.session_model,)
+        self.experiment = SessionExperiment(
+            config, {arm: named.get(arm) or _session_knn(config) for arm in arms}, config.session_model,
+            labels=(transitions.name, self.session_model.name, self.trending.name, self.user_model.name),
+        )
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
-                 self.propensity)
+                 self.propensity, *self.experiment.arms.values())
         self.models = list({id(m): m for m in parts}.values())
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
@@ -182,6 +188,8 @@ class RecommenderStack:
                     self._last_category.set(event.session_id, event.category, event.ts)
             else:
                 out.duplicates[event.type] += 1
+            if event.type == "impression":  # exposure, not interest: no model's list changes (attribution counts it)
+                continue
             keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
             if event.user_id is not None:
                 keys.append(("user", event.user_id))
@@ -203,6 +211,8 @@ class RecommenderStack:
         for model in self.models:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
         self.learned += len(fresh)
+        out.outcomes = self.experiment.learn_many(fresh, owns)
+        out.allocation = self.experiment.allocation()
         if self.forecaster.periods > periods and batch and owns("all"):
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
@@ -278,15 +288,19 @@ class RecommenderStack:
         return RecList(kind, key, model, [item for item, _ in ranked], [score for _, score in ranked], 0.0)
 
     def _session_list(self, key: str) -> RecList | None:
+        """The list of the strategy the session is assigned, with the probability it was assigned with."""
         k = self.config.top_k
-        ranked = self.session_model.recommend_session(key, k)
-        model = self.session_model.name if ranked else self.trending.name
+        strategy, chosen_with = self.experiment.choose(key, self._now)
+        session_model = self.experiment.arms[strategy]
+        ranked = session_model.recommend_session(key, k)
+        model = session_model.name if ranked else self.trending.name
         ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
         rec = self._ranked("session", key, _fill(ranked, self._trending(None), k), model)
         if rec is not None:
             self._served_sessions.set(key, (rec.model, rec.items), self._now)
+            rec.extra = {"strategy": strategy, "propensity": chosen_with}
             if (propensity := self.propensity.predict_session(key)) is not None:
-                rec.extra = {"purchase_propensity": round(propensity, 4)}
+                rec.extra["purchase_propensity"] = round(propensity, 4)
         return rec
 
     def _item_list(self, key: str) -> RecList | None:
@@ -339,18 +353,28 @@ class RecommenderStack:
         totals: Counter[str] = Counter(
             {"served_lists": self._served_sessions.evictions + self._served_users.evictions}
         )
+        totals.update(self.experiment.evictions())
         for model in self.models:
             totals.update(model.evictions())
         return dict(totals)
 
     def size(self) -> dict[str, int]:
         sizes: dict[str, int] = {
-            "served_lists": len(self._served_sessions) + len(self._served_users), "dedupe_ids": len(self._seen)
+            "served_lists": len(self._served_sessions) + len(self._served_users), "dedupe_ids": len(self._seen),
+            **self.experiment.size(),
         }
         for model in self.models:
             for kind, n in model.size().items():
                 sizes[kind] = max(sizes.get(kind, 0), n)
         return sizes
+
+
+def _session_knn(config: StackConfig) -> SessionKNN:
+    """V-SKNN as docs/evaluation.md measured it."""
+    return SessionKNN(
+        k=100, sample_size=500, similarity="vec", weighting="div", max_sessions=config.max_sessions,
+        session_ttl_s=config.session_ttl_s,
+    )
 
 
 def _intern_ids(event: Event) -> None:

@@ -32,7 +32,10 @@ MAX_EVENT_BYTES = 8192
 MAX_PROPERTIES = 32
 MAX_PROPERTIES_DEPTH = 8
 EARLIEST_TS = 946_684_800.0  # 2000-01-01: anything older is a unit or clock bug
-
+#: The kinds of list an impression or click may name (the ranked kinds of contracts/lists.py).
+SURFACES = ("session", "user", "item", "trending", "category")
+MAX_STRATEGY_LENGTH = 64
+MAX_LIST_POSITION = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,20 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 _MAX_QUANTITY = 2**63 - 1
 
 
+class ListRef(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``list`` field: which served list an item was shown in (an ``impression``) or clicked from (a
+    ``view``), as the list's payload named it, so outcomes can be credited to the strategy that chose it."""
+
+    surface: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    strategy: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRATEGY_LENGTH)]
+    position: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIST_POSITION)] | None = None
+    request_id: _Id | None = None
+    propensity: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+
+
 class Event(msgspec.Struct, tag_field="v", tag=SCHEMA_VERSION, forbid_unknown_fields=True):
     """One validated clickstream event; ``ts`` is Unix seconds.
 
@@ -92,13 +109,19 @@ class Event(msgspec.Struct, tag_field="v", tag=SCHEMA_VERSION, forbid_unknown_fi
     quantity: Annotated[int, msgspec.Meta(gt=0, le=_MAX_QUANTITY)] | None = None
     category: _Id | None = None
     properties: dict[str, Any] | None = None
+    list_ref: ListRef | None = msgspec.field(default=None, name="list")
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (schema v1), without absent optional fields."""
-        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+        wire = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+        if self.list_ref is not None:
+            del wire["list_ref"]
+            wire["list"] = self.list_ref.to_dict()
+        return wire
 
 
-_KNOWN_FIELDS = frozenset({*Event.__struct_fields__, "v"})
+_KNOWN_FIELDS = frozenset({*Event.__struct_encode_fields__, "v"})
+_LIST_FIELDS = frozenset(ListRef.__struct_fields__)
 
 
 def _check_id(raw: dict[str, Any], name: str, required: bool) -> str | None:
@@ -186,6 +209,33 @@ def _check_properties(properties: Any) -> None:
         raise InvalidEvent("bad_value", detail, "properties")
 
 
+def _parse_list(value: Any) -> ListRef:
+    """The ``list`` object: a known surface, a short printable strategy name, numbers in range."""
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", "list must be an object", "list")
+    if unknown := value.keys() - _LIST_FIELDS:
+        raise InvalidEvent("unknown_field", f"unknown list fields: {sorted(unknown)[:5]}", "list")
+    surface, strategy = value.get("surface"), value.get("strategy")
+    if surface not in SURFACES:
+        raise InvalidEvent("bad_value", f"list.surface must be one of {SURFACES}", "list")
+    if not isinstance(strategy, str) or not 0 < len(strategy) <= MAX_STRATEGY_LENGTH or not strategy.isprintable():
+        raise InvalidEvent("bad_value", f"list.strategy must be 1-{MAX_STRATEGY_LENGTH} printable characters", "list")
+    position, propensity, request_id = value.get("position"), value.get("propensity"), value.get("request_id")
+    if position is not None and (
+        isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= MAX_LIST_POSITION
+    ):
+        raise InvalidEvent("bad_value", f"list.position must be an integer in 0..{MAX_LIST_POSITION}", "list")
+    if propensity is not None and (
+        isinstance(propensity, bool) or not isinstance(propensity, int | float) or not 0 < propensity <= 1
+    ):
+        raise InvalidEvent("bad_value", "list.propensity must be a number in (0, 1]", "list")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_LENGTH or not request_id.isprintable()
+    ):
+        raise InvalidEvent("bad_value", f"list.request_id must be 1-{MAX_ID_LENGTH} printable characters", "list")
+    return ListRef(surface, strategy, position, request_id, None if propensity is None else float(propensity))
+
+
 def parse_event(raw: Any, now: float | None = None, limits: EventLimits = DEFAULT_LIMITS) -> Event:
     """Validate one decoded JSON object against schema v1; raise :class:`InvalidEvent` otherwise.
 
@@ -220,6 +270,7 @@ def parse_event(raw: Any, now: float | None = None, limits: EventLimits = DEFAUL
         quantity=_optional_number(raw, "quantity", integer=True, bound=limits.max_quantity),
         category=category,
         properties=properties,
+        list_ref=None if raw.get("list") is None else _parse_list(raw["list"]),
     )
 
 
@@ -315,6 +366,10 @@ def _python_checks_pass(events: list[Event], now: float, limits: EventLimits) ->
         if event.properties is not None:
             _check_properties(event.properties)
         ids += (event.event_id, event.session_id, event.item_id, event.user_id or "", event.category or "")
+        if (ref := event.list_ref) is not None:
+            if ref.surface not in SURFACES:
+                return False
+            ids += (ref.strategy, ref.request_id or "")
     return "".join(ids).isprintable()  # printable pieces make a printable whole, and only they do
 
 

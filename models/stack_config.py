@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 SessionModelName = Literal["transitions", "vsknn"]  # docs/evaluation.md compares them
+ExperimentName = Literal["off", "thompson", "ucb", "ab"]  # how a session's list strategy is chosen
+RewardName = Literal["click", "add_to_cart", "purchase"]  # what the strategy bandit counts as a success
+#: The strategies a session list can be filled by (models/strategies.py).
+SESSION_STRATEGIES = ("transitions", "vsknn", "trending")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +33,12 @@ class StackConfig:
     user_refresh_s: float = 1.0  # and a user's list; session lists are rewritten in every batch that touches them
     trending_refresh_s: float = 1.0  # and the trending lists (global and per category)
     seed: int = 0
+    experiment: ExperimentName = "off"
+    experiment_arms: str = "transitions,vsknn,trending"  # comma-separated, from SESSION_STRATEGIES
+    experiment_floor: float = 0.1  # share of new sessions spread evenly over the arms whatever the evidence
+    experiment_reward: RewardName = "click"
+    attribution_window_s: float = 1800.0  # clicks and conversions credited to lists shown this long before
+
+    def arms(self) -> tuple[str, ...]:
+        """The experiment's arms, in the configured order."""
+        return tuple(name.strip() for name in self.experiment_arms.split(",") if name.strip())

@@ -181,3 +181,73 @@ class SyntheticTraffic:
             if len(out) >= n:
                 break
         return out
+
+
+class ClickModel:
+    """Shoppers' answers to the lists they are served: impressions, clicks and some add-to-carts.
+
+    A shopper looks at the first ``shown`` items of a session list, examining position ``p`` (0 first) with
+    probability ``position_decay ** p`` (position bias), and clicks an examined item with the probability its
+    list's strategy hides (``quality``): the per-strategy truth the demo's bandit has to discover. Every shown
+    item becomes an ``impression`` and every click a ``view``, both with the ``list`` field the tracker sends
+    (docs/events.md); a click is followed by an ``add_to_cart`` with probability ``cart_rate``.
+
+    Examples
+    --------
+    >>> model = ClickModel({"vsknn": 1.0}, shown=3, position_decay=1.0, cart_rate=0.0)
+    >>> served = {"items": ["a", "b", "c", "d"], "strategy": "vsknn", "propensity": 0.8}
+    >>> [(e["type"], e["item_id"], e["list"]["position"]) for e in model.respond("s1", served, 1.7e9)][:4]
+    [('impression', 'a', 0), ('impression', 'b', 1), ('impression', 'c', 2), ('view', 'a', 0)]
+    >>> model.ctr("vsknn")
+    1.0
+    """
+
+    def __init__(
+        self, quality: dict[str, float], seed: int = 0, shown: int = 5, position_decay: float = 0.7,
+        cart_rate: float = 0.2,
+    ) -> None:
+        self.quality = quality
+        self.shown = shown
+        self.position_decay = position_decay
+        self.cart_rate = cart_rate
+        self.seed = seed
+        self._random = random.Random(seed)
+        self._n = 0
+
+    def ctr(self, strategy: str) -> float:
+        """The true click-through rate per impression of a full list by ``strategy``."""
+        examined = sum(self.position_decay**p for p in range(self.shown)) / self.shown
+        return self.quality.get(strategy, 0.0) * examined
+
+    def respond(
+        self, session_id: str, served: dict[str, Any], ts: float, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The events of one showing of ``served`` (a session list's value) to the session's shopper."""
+        strategy = served.get("strategy", served.get("model", "unknown"))
+        request = f"r{self.seed}-{self._n}"
+        ref = {"surface": "session", "strategy": strategy, "request_id": request,
+               "propensity": served.get("propensity", 1.0)}
+        shown = served["items"][: self.shown]
+        events = [self._event(session_id, user_id, "impression", item, ts, {**ref, "position": p})
+                  for p, item in enumerate(shown)]
+        quality = self.quality.get(strategy, 0.0)
+        for p, item in enumerate(shown):
+            if self._random.random() < self.position_decay**p * quality:
+                events.append(self._event(session_id, user_id, "view", item, ts, {**ref, "position": p}))
+                if self._random.random() < self.cart_rate:
+                    events.append(self._event(session_id, user_id, "add_to_cart", item, ts, None))
+        return events
+
+    def _event(
+        self, session_id: str, user_id: str | None, etype: str, item: str, ts: float, ref: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        self._n += 1
+        event: dict[str, Any] = {"event_id": f"clk{self.seed}-{self._n}", "ts": ts, "session_id": session_id,
+                                 "type": etype, "item_id": item}
+        if user_id is not None:
+            event["user_id"] = user_id
+        if ref is not None:
+            event["list"] = ref
+        if etype == "add_to_cart":
+            event["quantity"] = 1
+        return event

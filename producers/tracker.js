@@ -5,6 +5,8 @@
  *     shopstream.init({ endpoint: "https://collect.example.com/v1/events", writeKey: "shop-key-0001",
  *                       userId: "u-42" });
  *     shopstream.track("view", "sku-1", { price: 19.99, category: "toys" });
+ *     shopstream.impressions(sessionList, "session", ["sku-2", "sku-7"], { requestId: "r-1" }); // items shown
+ *     shopstream.click(sessionList, "session", "sku-7", 1, { requestId: "r-1" });              // the click's view
  *   </script>
  *
  * Events are batched and POSTed as a JSON array with Content-Type text/plain: a CORS-safelisted type,
@@ -119,10 +121,37 @@
     if (quantity !== undefined) event.quantity = quantity;
     if (fields.category !== undefined && fields.category !== null) event.category = String(fields.category);
     if (fields.properties && typeof fields.properties === "object") event.properties = fields.properties;
+    if (fields.list && typeof fields.list === "object") event.list = fields.list;
     queue.push(event);
     if (queue.length > MAX_QUEUE) stats.dropped += queue.splice(0, queue.length - MAX_QUEUE).length;
     if (queue.length >= config.batchSize) flush();
     else schedule(config.flushIntervalMs);
+  }
+
+  /** The event's ``list`` field (docs/events.md) from a served list's value (docs/redis-keys.md). */
+  function listRef(list, surface, position, options) {
+    list = list || {};
+    var ref = { surface: String(surface), strategy: String(list.strategy || list.model || "unknown").slice(0, 64) };
+    var propensity = number(list.propensity, false);
+    if (propensity !== undefined && propensity > 0 && propensity <= 1) ref.propensity = propensity;
+    var rank = number(position, true);
+    if (rank !== undefined && rank >= 0 && rank <= 1000) ref.position = rank;
+    if (options && options.requestId) ref.request_id = String(options.requestId).slice(0, 128);
+    return ref;
+  }
+
+  /** One impression per item shown from a served list, in the order shown. */
+  function impressions(list, surface, itemIds, options) {
+    for (var i = 0; itemIds && i < itemIds.length; i++) {
+      track("impression", itemIds[i], { list: listRef(list, surface, i, options) });
+    }
+  }
+
+  /** The view of an item opened from a served list (a click); options may carry price and category. */
+  function click(list, surface, itemId, position, options) {
+    options = options || {};
+    track("view", itemId, { price: options.price, category: options.category,
+      list: listRef(list, surface, position, options) });
   }
 
   function schedule(delayMs) {
@@ -255,6 +284,8 @@
   var api = {
     init: safe(init),
     track: safe(track),
+    impressions: safe(impressions),
+    click: safe(click),
     /** Set or clear the user id after a log-in or log-out; later events carry it. */
     identify: safe(function (userId) {
       config.userId = userId ? String(userId) : null;

@@ -199,6 +199,7 @@ class BatchHandler:
             observe = metrics.FRESHNESS.labels(kind).observe
             for age in kind_ages:
                 observe(max(0.0, age))
+        metrics.export_outcomes(out.outcomes, out.allocation)
         for delta in out.scores:
             labels = (delta.model, str(delta.k))
             metrics.HITS.labels(*labels).inc(delta.hits)

@@ -6,7 +6,8 @@ user, session or item ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -91,6 +92,25 @@ FORECAST_ACTUAL = Counter(
     "shopstream_forecast_actual_total", "Sum of the actual demand of the scored windows.", ["series"]
 )
 FORECAST_WINDOWS = Counter("shopstream_forecast_windows_total", "Demand windows scored.", ["series"])
+LIST_IMPRESSIONS = Counter(
+    "shopstream_list_impressions_total", "Items reported shown in a served list, by surface and strategy.",
+    ["surface", "strategy"],
+)
+LIST_CLICKS = Counter(
+    "shopstream_list_clicks_total",
+    "Clicks from a served list (once per showing); divided by impressions it is the click-through rate.",
+    ["surface", "strategy"],
+)
+LIST_CONVERSIONS = Counter(
+    "shopstream_list_conversions_total",
+    "Add-to-carts and purchases of an item credited to the list of the session that showed it (once per showing).",
+    ["surface", "strategy", "type"],
+)
+EXPERIMENT_ALLOCATION = Gauge(
+    "shopstream_experiment_allocation",
+    "Share of new sessions each session-list strategy is assigned now (the bandit's or A/B split's distribution).",
+    ["strategy"],
+)
 REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebalances this worker took part in.")
 SLOTS_HELD = Gauge(
     "shopstream_key_slots_held", "List-key slots (members-topic partitions) the group dealt this worker."
@@ -136,6 +156,20 @@ OUTCOMES = ("processed", "duplicate", "rejected")
 for _type in (*EVENT_TYPES, "invalid"):
     for _outcome in OUTCOMES:
         EVENTS.labels(_type, _outcome)
+
+
+def export_outcomes(outcomes: Tally[tuple[str, str, str]], allocation: Mapping[str, float]) -> None:
+    """Count a batch's attributed ``(surface, strategy, kind)`` outcomes and set the current allocation. The
+    strategy labels are a fixed set: the engine counts only the strategies it runs."""
+    for (surface, strategy, kind), n in outcomes.items():
+        if kind == "impression":
+            LIST_IMPRESSIONS.labels(surface, strategy).inc(n)
+        elif kind == "click":
+            LIST_CLICKS.labels(surface, strategy).inc(n)
+        else:
+            LIST_CONVERSIONS.labels(surface, strategy, kind).inc(n)
+    for strategy, share in allocation.items():
+        EXPERIMENT_ALLOCATION.labels(strategy).set(share)
 
 
 def export_lag(offsets: Iterable[tuple[int, int | None, int | None]]) -> None:

@@ -101,6 +101,30 @@ PANELS: list[Panel] = [
     Panel("Model evictions by kind", "Entities dropped per second because a model's cap was full "
           "(shopstream_model_evictions_total): steady evictions mean the caps are too small for the traffic.", "ops",
           [(f"sum by (kind) (rate(shopstream_model_evictions_total[{RI}]))", "{{kind}}")]),
+    # --- strategy experiments ---------------------------------------------------------------------------------
+    Panel("CTR by surface and strategy", "Clicks over impressions of the served lists, per surface and strategy "
+          "(10-minute window); impressions and clicks come from the shop's tracker (docs/redis-keys.md).",
+          "percentunit",
+          [("sum by (surface, strategy) (rate(shopstream_list_clicks_total[10m]))"
+            " / sum by (surface, strategy) (rate(shopstream_list_impressions_total[10m]))",
+            "{{surface}} {{strategy}}")],
+          defaults=RATIO),
+    Panel("Session strategy allocation", "Share of new sessions each session-list strategy is assigned now "
+          "(SHOPSTREAM_EXPERIMENT: the bandit's distribution, or the fixed split).", "percentunit",
+          [("max by (strategy) (shopstream_experiment_allocation)", "{{strategy}}")], defaults=RATIO),
+    Panel("Conversions per impression by strategy", "Add-to-carts and purchases credited to a list, over its "
+          "impressions, per surface and strategy (10-minute window).", "percentunit",
+          [("sum by (surface, strategy, type) (rate(shopstream_list_conversions_total[10m]))"
+            " / on (surface, strategy) group_left"
+            " sum by (surface, strategy) (rate(shopstream_list_impressions_total[10m]))",
+            "{{surface}} {{strategy}} {{type}}")],
+          defaults=RATIO),
+    Panel("Impressions and clicks by strategy", "Items reported shown and clicks per second, per surface and "
+          "strategy: how much evidence the ratios rest on.", "ops",
+          [(f"sum by (surface, strategy) (rate(shopstream_list_impressions_total[{RI}]))",
+            "impressions {{surface}} {{strategy}}"),
+           (f"sum by (surface, strategy) (rate(shopstream_list_clicks_total[{RI}]))",
+            "clicks {{surface}} {{strategy}}")]),
     # --- dead letters -----------------------------------------------------------------------------------------
     Panel("Dead-letter rate by reason", "Events sent to the dead-letter topic per second: by the workers, per "
           "reason code, and by the collector (all reasons; split in the validation panel).", "eps",

@@ -259,3 +259,30 @@ def test_page_views_and_add_to_cart_become_session_recommendations(
     assert set(session.items) <= {"sku-1", "sku-2"}
     assert session.age_s is not None and session.age_s < 60
     assert reader.recommend(user_id=USER_ID, session_id=session_id).sources[0] == "user"
+
+
+def test_impressions_and_clicks_carry_the_list_they_came_from(
+    pipeline: Pipeline, shop_url: str, browser: webdriver.Chrome
+) -> None:
+    browser.get(f"{shop_url}/done")
+    browser.execute_script("sessionStorage.clear()")  # a new session, whichever test ran before
+    browser.get(f"{shop_url}/product/sku-1")
+    session_id = browser.execute_script("return shopstream.sessionId()")
+    served = {"v": 1, "model": "session_knn", "strategy": "vsknn", "propensity": 0.8, "items": ["sku-1", "sku-2"]}
+    browser.execute_script(
+        "shopstream.impressions(arguments[0], 'session', arguments[0].items, { requestId: 'r-1' });"
+        "shopstream.click(arguments[0], 'session', 'sku-2', 1, { requestId: 'r-1', category: 'toys' });",
+        served,
+    )
+    WebDriverWait(browser, 15).until(
+        lambda d: d.execute_script("shopstream.flush(); return shopstream.stats()")["queued"] == 0
+    )
+    events = session_events(pipeline, session_id, expected=4)
+    ref = {"surface": "session", "strategy": "vsknn", "propensity": 0.8, "request_id": "r-1"}
+    assert [(e["type"], e["item_id"], e.get("list")) for e in events] == [
+        ("view", "sku-1", None),
+        ("impression", "sku-1", {**ref, "position": 0}),
+        ("impression", "sku-2", {**ref, "position": 1}),
+        ("view", "sku-2", {**ref, "position": 1}),
+    ], pipeline.tail()
+    assert browser.execute_script("return shopstream.stats()")["lastStatus"] == 202

@@ -101,7 +101,7 @@ def test_forecasts_and_propensity_reach_the_output() -> None:
     # Sessions that end without buying teach the propensity classifier; later sessions carry a score.
     browse = [ev(100 + i, f"b{i}", "z", ts=T0 + 5000 + 4000 * i) for i in range(5)]
     session_lists = [r for r in stack.process(browse).lists if r.kind == "session"]
-    assert any(r.extra and 0.0 <= r.extra["purchase_propensity"] <= 1.0 for r in session_lists)
+    assert any(0.0 <= r.extra.get("purchase_propensity", -1) <= 1.0 for r in session_lists if r.extra)
 
 
 def test_trending_decays_and_transitions_expire_sessions() -> None:

@@ -113,6 +113,21 @@ def props(n: int) -> str:
     return "{" + ", ".join(f'"k{i}": {i}' for i in range(n)) + "}"
 
 
+LIST_FIELDS_VALID = [
+    '"surface": "session", "strategy": "vsknn"',
+    '"surface": "item", "strategy": "transitions", "position": 0, "request_id": "r1", "propensity": 1',
+    '"surface": "user", "strategy": "x", "position": 1000, "propensity": 0.004, "request_id": null',
+]
+_V = '"surface": "session", "strategy": "v"'
+LIST_FIELDS_INVALID = [
+    '"strategy": "vsknn"', '"surface": "session"', '"surface": "basket", "strategy": "vsknn"',
+    '"surface": "session", "strategy": ""', f'"surface": "session", "strategy": "{"s" * 65}"',
+    '"surface": "session", "strategy": "a\\u0000"', '"surface": "session", "strategy": 5',
+    *(f"{_V}, {extra}" for extra in (
+        '"position": -1', '"position": 1001', '"position": 2.0', '"position": true', '"propensity": 0',
+        '"propensity": 1.01', '"propensity": "1"', '"request_id": ""', '"request_id": "r\\n"', '"rank": 1',
+    )),
+]
 FAST = [  # valid, and valid on the fast path
     EVENT, FULL, EVENT.replace("1763999995", "1763999995.125"), EVENT.replace("1763999995", "946684800"),
     EVENT.replace("1763999995", "1764000300"), EVENT.replace("1763999995", "1764000300.0"),  # now + skew: now
@@ -124,6 +139,7 @@ FAST = [  # valid, and valid on the fast path
     EVENT.replace('"event_id"', '"event\\u005fid"'), EVENT.replace('"e1"', '"e0", "event_id": "e1"'),
     f'{EVENT}, "properties": {props(32)}', f'{EVENT}, "properties": {{"a": 1, "a": 2, "b": "\\u0000"}}',
     f'{EVENT}, "properties": {{}}', f'{EVENT}, "properties": {{"deep": {"[" * 7}{"]" * 7}}}',
+    *(f'{EVENT}, "list": {{{fields}}}' for fields in LIST_FIELDS_VALID), f'{EVENT}, "list": null',
 ]
 SLOW_VALID = [  # valid, but only the per-event path can tell
     EVENT.replace("1763999995", '"2025-11-24T16:00:00+00:00"'), f'{EVENT}, "v": 1.0', f'{EVENT}, "v": true',
@@ -157,6 +173,7 @@ INVALID = [
     f'{EVENT}, "properties": {{"deep": {"[" * 8}{"]" * 8}}}',
     f'{EVENT}, "properties": {{"deep": {"[" * 200}{"]" * 200}}}',
     f'{EVENT}, "properties": {{"deep": {"[" * 300}{"]" * 300}}}',  # decodes, but orjson cannot encode it back
+    *(f'{EVENT}, "list": {{{fields}}}' for fields in LIST_FIELDS_INVALID), f'{EVENT}, "list": "session"',
 ]
 NOT_OBJECTS = ["5", '"e1"', "null", "true", f"[{{{EVENT}}}]", "[]"]
 BAD_JSON = [
@@ -292,3 +309,15 @@ def test_prices_and_quantities_have_configurable_bounds(field: str, value: float
     assert (caught.value.reason, caught.value.field) == ("bad_value", field)
     [(_, error)] = parse_record(orjson.dumps({**GOOD, field: value}), NOW, limits)[1]
     assert error.reason == "bad_value"
+
+
+def test_the_list_field_round_trips_under_its_wire_name() -> None:
+    raw = {**GOOD, "type": "impression",
+           "list": {"surface": "session", "strategy": "vsknn", "position": 3, "request_id": "r1", "propensity": 0.25}}
+    event = parse_event(raw, now=NOW)
+    assert event.list_ref is not None and (event.list_ref.strategy, event.list_ref.propensity) == ("vsknn", 0.25)
+    assert event.to_dict()["list"] == raw["list"]
+    assert parse_record(orjson.dumps([raw]), NOW)[0] == [event]
+    with pytest.raises(InvalidEvent) as rejected:
+        parse_event({**raw, "list": {**raw["list"], "surface": "cart"}}, now=NOW)
+    assert (rejected.value.reason, rejected.value.field) == ("bad_value", "list")

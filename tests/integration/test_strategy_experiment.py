@@ -1,0 +1,89 @@
+"""The strategy experiment end to end (real Kafka and Redis, collector and worker processes): served session
+lists carry their strategy and propensity, and impressions, clicks and carts posted through the collector with
+that list are counted per strategy in the worker's /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from shopstream.bench.scrape import samples
+from shopstream.producers.synthetic import SyntheticTraffic
+from tests.pipeline import Pipeline, start_pipeline, stop_pipeline
+
+pytestmark = pytest.mark.integration
+
+ARMS = ("transitions", "vsknn", "trending")
+FLOOR = 0.1
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    running = start_pipeline(
+        kafka_bootstrap, redis_url, tmp_path_factory.mktemp("pipeline"),
+        SHOPSTREAM_EXPERIMENT="thompson", SHOPSTREAM_EXPERIMENT_FLOOR=str(FLOOR),
+    )
+    try:
+        yield running
+    finally:
+        stop_pipeline(running)
+
+
+def wait_for_metric(pipeline: Pipeline, name: str, expected: dict, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        values = {labels: v for labels, v in samples(pipeline.metrics(), name).items() if v}
+        if values == expected or time.monotonic() > deadline:
+            return values
+        time.sleep(0.2)
+
+
+def post(pipeline: Pipeline, events: list[dict]) -> None:
+    for i in range(0, len(events), 500):  # the collector's default events per request
+        response = pipeline.post(b"\n".join(orjson.dumps(e) for e in events[i : i + 500]), "application/x-ndjson")
+        assert response.status_code == 202 and response.json()["rejected"] == 0, response.text
+
+
+def test_served_lists_carry_strategy_and_outcomes_are_counted_per_strategy(pipeline: Pipeline) -> None:
+    now = time.time()
+    warmup = SyntheticTraffic(seed=11, start_ts=now - 300, rate=10).take(1500)
+    post(pipeline, warmup)
+    sessions = list(dict.fromkeys(e["session_id"] for e in warmup if e["type"] == "view"))[-12:]
+    served = {sid: orjson.loads(pipeline.wait_for_key(f"rec:session:{sid}")) for sid in sessions}
+    for value in served.values():
+        assert value["strategy"] in ARMS, value
+        assert FLOOR / len(ARMS) - 1e-9 <= value["propensity"] <= 1.0, value
+
+    # Each session's shopper sees three items, clicks the second and puts it in the cart.
+    feedback, shown = [], Counter()
+    for n, (sid, value) in enumerate(served.items()):
+        ref = {"surface": "session", "strategy": value["strategy"], "propensity": value["propensity"],
+               "request_id": f"r{n}"}
+        items = value["items"][:3]
+        feedback += [{"event_id": f"imp-{n}-{p}", "ts": now + 1, "session_id": sid, "type": "impression",
+                      "item_id": item, "list": {**ref, "position": p}} for p, item in enumerate(items)]
+        feedback += [
+            {"event_id": f"clk-{n}", "ts": now + 2, "session_id": sid, "type": "view", "item_id": items[1],
+             "list": {**ref, "position": 1}},
+            {"event_id": f"cart-{n}", "ts": now + 3, "session_id": sid, "type": "add_to_cart", "item_id": items[1],
+             "quantity": 1},
+        ]
+        shown[value["strategy"]] += 1
+    post(pipeline, feedback)
+
+    def by_strategy(factor: int) -> dict:
+        return {(("strategy", s), ("surface", "session")): float(factor * n) for s, n in shown.items()}
+
+    impressions = wait_for_metric(pipeline, "shopstream_list_impressions_total", by_strategy(3))
+    assert impressions == by_strategy(3), pipeline.tail()
+    assert wait_for_metric(pipeline, "shopstream_list_clicks_total", by_strategy(1)) == by_strategy(1)
+    carts = {(("strategy", s), ("surface", "session"), ("type", "add_to_cart")): float(n) for s, n in shown.items()}
+    assert wait_for_metric(pipeline, "shopstream_list_conversions_total", carts) == carts
+    allocation = {dict(labels)["strategy"]: v
+                  for labels, v in samples(pipeline.metrics(), "shopstream_experiment_allocation").items()}
+    assert set(allocation) == set(ARMS) and sum(allocation.values()) == pytest.approx(1.0)
+    assert min(allocation.values()) >= FLOOR / len(ARMS) - 1e-9
