@@ -54,9 +54,12 @@ def parse(text: str) -> Scrape:
 
 
 async def scrape(http: aiohttp.ClientSession, urls: Iterable[str]) -> Scrape:
-    """The sum over several workers' /metrics."""
-    total = Scrape()
+    """The sum over several workers' /metrics, except ``events``: every worker reads every event, so the
+    fleet has processed what its slowest worker has."""
+    parts = []
     for url in urls:
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            total = total + parse(await resp.text())
+            parts.append(parse(await resp.text()))
+    total = sum(parts, Scrape())
+    total.events = min((part.events for part in parts), default=0.0)
     return total

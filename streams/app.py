@@ -25,7 +25,7 @@ from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topic
 from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
-from shopstream.streams.checkpoint import KafkaCheckpointStore, checkpoint, restore
+from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore
 from shopstream.streams.events_reader import EventsReader
 from shopstream.streams.republish import RepublishOnLoss, republish
 from shopstream.streams.worker import build_handler, build_sink
@@ -77,6 +77,7 @@ checkpoints = KafkaCheckpointStore(
 )
 started_at = time.monotonic()
 background: set[asyncio.Task[int]] = set()  # republishing tasks, referenced until done
+restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
 
@@ -108,6 +109,8 @@ async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs:
 async def learn_and_serve() -> None:
     """Read the events topic for as long as the worker runs; if reading fails, the worker exits (non-zero)
     rather than stay up without learning: its replacement resumes from the last checkpoint."""
+    for note in restored:
+        app.log.info(note)
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
@@ -129,7 +132,7 @@ async def checkpoint_state() -> None:
     """Checkpoint the model state with the offsets it covers; a failed write is counted and retried next time."""
     try:
         await checkpoint(handler, checkpoints)
-    except KafkaError:
+    except (KafkaError, CheckpointFailed):
         metrics.CHECKPOINT_FAILURES.inc()
         app.log.exception("checkpoint failed; the next one is due in %s s", settings.checkpoint_interval_s)
 
@@ -208,7 +211,7 @@ def main() -> None:
     asyncio.run(ensure_pipeline_topics(settings))
     asyncio.run(ensure_worker_topics(settings))
     if settings.checkpoint_interval_s > 0:
-        asyncio.run(restore(handler, checkpoints))
+        restored.append(asyncio.run(restore(handler, checkpoints)))
     tune_process()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

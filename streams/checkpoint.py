@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
+import os
 import pickle
 import time
 import zlib
@@ -27,11 +27,13 @@ from shopstream.models.engine import RecommenderStack
 from shopstream.streams import metrics
 from shopstream.streams.batch import BatchHandler
 
-log = logging.getLogger(__name__)
-
 #: Payload bytes per record: under the broker's and the producer's 1 MB message limits with room to spare.
 CHUNK_BYTES = 768 * 1024
 SLOTS = 2
+
+
+class CheckpointFailed(RuntimeError):
+    """A checkpoint could not be taken; the next interval tries again."""
 
 
 class CheckpointCorrupt(RuntimeError):
@@ -60,6 +62,43 @@ class Manifest:
 def dump_stack(stack: RecommenderStack) -> bytes:
     """The stack as checkpoint payload; fast compression, the payload is written every interval."""
     return zlib.compress(pickle.dumps(stack, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+class Snapshot:
+    """The stack as it is now, dumped by a forked child from its copy-on-write view of the memory (as Redis
+    does its background saves): the worker pauses for the fork, not for the pickling (~4 s for the state
+    of 10^6 events). :meth:`payload` collects the child's output. Where there is no fork, the stack is
+    dumped in-process at once."""
+
+    def __init__(self, stack: RecommenderStack) -> None:
+        self._payload: bytes | None = None
+        if not hasattr(os, "fork"):
+            self._payload = dump_stack(stack)
+            return
+        read, write = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the child: only pickles and writes, then leaves without any cleanup
+            status = 1
+            try:
+                os.close(read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(dump_stack(stack))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        self._read = read
+
+    def payload(self) -> bytes:
+        """The child's payload (blocking: call it in a thread); raises if the child failed."""
+        if self._payload is not None:
+            return self._payload
+        with os.fdopen(self._read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(self._pid, 0)
+        if status != 0:
+            raise CheckpointFailed(f"the snapshot process ended with status {status}")
+        return data
 
 
 def load_stack(payload: bytes) -> RecommenderStack:
@@ -170,7 +209,10 @@ async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore) -> Mani
     started = time.perf_counter()
     async with handler.batch_lock, handler.lock:
         offsets = dict(handler.offsets)
-        payload = await handler.in_step_thread(dump_stack, handler.stack)
+        paused = time.perf_counter()
+        snapshot = await handler.in_step_thread(Snapshot, handler.stack)
+        metrics.CHECKPOINT_PAUSE.observe(time.perf_counter() - paused)
+    payload = await asyncio.to_thread(snapshot.payload)
     manifest = await store.save(payload, offsets)
     metrics.CHECKPOINT_DURATION.observe(time.perf_counter() - started)
     metrics.CHECKPOINT_BYTES.set(len(payload))
@@ -178,21 +220,19 @@ async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore) -> Mani
     return manifest
 
 
-async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> bool:
-    """Load the worker's (or a peer's) checkpoint into the handler, before it reads anything; False when
-    there is no usable checkpoint and the worker starts cold."""
+async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> str:
+    """Load the worker's (or a peer's) checkpoint into the handler, before it reads anything; returns what
+    happened, for the worker's log once its logging is set up."""
     try:
         found = await store.load()
-    except CheckpointCorrupt:
-        log.exception("starting cold: the checkpoint could not be used")
-        found = None
+    except CheckpointCorrupt as exc:
+        return f"starting cold: the checkpoint could not be used ({exc})"
     if found is None:
-        return False
+        return f"starting cold: no checkpoint of {store.app_id} in {store.topic}"
     worker, manifest, payload = found
     owner = handler.stack.owner
     handler.stack = load_stack(payload)
     handler.stack.owner = owner  # which keys this worker writes is its own, not the checkpoint's
     handler.offsets = dict(manifest.offsets)
-    log.info("restored the checkpoint of %s/%s (%d bytes, %.0f s old)", store.app_id, worker, manifest.size,
-             time.time() - manifest.created)
-    return True
+    return (f"restored the checkpoint of {store.app_id}/{worker} ({manifest.size} bytes, "
+            f"{time.time() - manifest.created:.0f} s old)")

@@ -121,8 +121,14 @@ CONSUMER_LAG = Gauge(
 )
 CHECKPOINT_DURATION = Histogram(
     "shopstream_checkpoint_duration_seconds",
-    "Time to checkpoint the model state: waiting for the batch in flight, pickling, writing to Kafka.",
+    "Time to checkpoint the model state: waiting for the batch in flight, the snapshot (a forked process pickles "
+    "and compresses the state), writing it to Kafka.",
     buckets=LATENCY_BUCKETS,
+)
+CHECKPOINT_PAUSE = Histogram(
+    "shopstream_checkpoint_pause_seconds",
+    "Time the worker stops learning for a checkpoint: forking the process whose copy of the state is dumped.",
+    buckets=FAST_BUCKETS,
 )
 CHECKPOINT_BYTES = Gauge("shopstream_checkpoint_size_bytes", "Compressed size of the last checkpoint.")
 CHECKPOINT_LAST = Gauge(

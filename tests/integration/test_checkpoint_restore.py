@@ -17,6 +17,7 @@ from unittest import mock
 import orjson
 import pytest
 
+from shopstream.bench import processes
 from shopstream.bench.scrape import samples
 from shopstream.config.topics import ensure_topics
 from shopstream.producers.synthetic import SyntheticTraffic
@@ -112,3 +113,43 @@ def test_killed_worker_comes_back_warm_and_learns_every_event_once(checkpointing
     wait_until(lambda: learned(pipeline) >= 4500, 60, "4500 events learned", pipeline)
     time.sleep(6)  # a redelivered tail learned twice would show on the next export of the gauge
     assert learned(pipeline) == 4500
+
+
+def sessions_written(pipeline: Pipeline, events: list[dict]) -> bool:
+    keys = [f"{pipeline.key_prefix}rec:session:{s}" for s in {e["session_id"] for e in events}]
+    return all(pipeline.redis.mget(keys))
+
+
+def test_a_worker_joins_warm_and_leaves_without_losing_anything(checkpointing: Pipeline, tmp_path: Path) -> None:
+    pipeline = checkpointing
+    traffic = SyntheticTraffic(seed=12, start_ts=time.time() - 900, rate=5).take(4000)
+    send(pipeline, traffic[:2000])
+    wait_until(lambda: learned(pipeline) == 2000, 60, "2000 events learned", pipeline)
+    wait_until(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > 0, 30,
+               "a checkpoint", pipeline)
+
+    port = processes.free_port()
+    joiner = Pipeline(**{**pipeline.__dict__, "worker_url": f"http://127.0.0.1:{port}", "logs": {}, "processes": {},
+                         "env": {**pipeline.env, "SHOPSTREAM_WORKER_ID": "w2", "SHOPSTREAM_WEB_PORT": str(port),
+                                 "SHOPSTREAM_DATA_DIR": str(tmp_path / "w2")}})
+    (tmp_path / "w2").mkdir()
+    start_process(joiner, "worker", tmp_path / "w2")
+    try:
+        _wait_ready(joiner, "worker", joiner.worker_url)
+        # Warm from the first worker's checkpoint: it knows the first 2000 events without reading them all again.
+        wait_until(lambda: learned(joiner) == 2000, 60, "the joiner's restored state", joiner)
+        assert "restored the checkpoint of" in joiner.logs["worker"].read_text()
+        assert gauge(joiner, "shopstream_restore_backlog_records") == 0  # nothing read again: the checkpoint had it
+        slots = "shopstream_key_slots_held"
+        wait_until(lambda: gauge(pipeline, slots) >= 1 and gauge(joiner, slots) >= 1, 60, "slots dealt", pipeline)
+        assert gauge(pipeline, slots) + gauge(joiner, slots) == 4
+        send(pipeline, traffic[2000:3000])
+        wait_until(lambda: learned(pipeline) == learned(joiner) == 3000, 60, "both learned 3000", pipeline)
+        wait_until(lambda: sessions_written(pipeline, traffic[2000:3000]), 30, "the new sessions' lists", pipeline)
+    finally:
+        processes.stop(joiner.processes["worker"])
+    # The first worker takes every slot back and writes every new session's list.
+    wait_until(lambda: gauge(pipeline, "shopstream_key_slots_held") == 4, 60, "the slots back", pipeline)
+    send(pipeline, traffic[3000:])
+    wait_until(lambda: sessions_written(pipeline, traffic[3000:]), 30, "the last sessions' lists", pipeline)
+    wait_until(lambda: learned(pipeline) == 4000, 30, "4000 events learned", pipeline)

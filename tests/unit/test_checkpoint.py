@@ -8,7 +8,7 @@ from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import Event, parse_event
 from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.streams.checkpoint import Manifest, dump_stack, load_stack, split
+from shopstream.streams.checkpoint import Manifest, Snapshot, dump_stack, load_stack, split
 
 
 def stream(n: int) -> list[tuple[Event, float]]:
@@ -48,3 +48,14 @@ def test_payload_splits_and_manifest_round_trip() -> None:
     assert b"".join(split(payload, 1000)) == payload and max(map(len, split(payload, 1000))) == 1000
     manifest = Manifest(1, 3, "ab", 25_600, {0: 10, 3: 7}, 1.5)
     assert Manifest.decode(manifest.encode()) == manifest
+
+
+def test_a_forked_snapshot_dumps_what_the_stack_holds_at_the_fork() -> None:
+    stack = RecommenderStack(StackConfig(max_items=3000, max_users=2000, max_sessions=2000))
+    events = stream(3000)
+    lists(stack, events[:2000])
+    expected = dump_stack(stack)
+    snapshot = Snapshot(stack)
+    lists(stack, events[2000:])  # the worker learns on while the child dumps its copy
+    assert snapshot.payload() == expected
+    assert load_stack(expected).learned == 2000
