@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -11,9 +12,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 from shopstream.config.settings import CommonSettings
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics if missing, so partition counts are ours, not the broker's default."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, **options: Any) -> None:
+    """Create the topics if missing, so partition counts are ours, not the broker's default; ``options`` are
+    the admin client's connection options (CommonSettings.kafka_security_options)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -28,5 +30,6 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
 async def ensure_pipeline_topics(settings: CommonSettings) -> None:
     """The events and dead-letter topics, with the configured partition count."""
     await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
+        settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions,
+        **settings.kafka_security_options(),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -93,8 +93,10 @@ class EventPublisher:
         max_events_per_record: int = 200,
         linger_s: float = 0.002,
         restart_backoff_s: float = 1.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.client_options = dict(client_options or {})  # TLS and SASL (CommonSettings.kafka_security_options)
         self.events_topic = events_topic
         self.dlq_topic = dlq_topic
         self.max_events_per_record = max_events_per_record
@@ -119,6 +121,7 @@ class EventPublisher:
             max_batch_size=MAX_RECORD_BYTES,
             max_request_size=2 * MAX_RECORD_BYTES,
             request_timeout_ms=10_000,
+            **self.client_options,
         )
 
     @classmethod
@@ -126,6 +129,7 @@ class EventPublisher:
         return cls(
             settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
             settings.max_events_per_record, settings.publish_linger_s,
+            client_options=settings.kafka_security_options(),
         )
 
     async def start(self) -> None:

@@ -13,19 +13,21 @@ import asyncio
 import sys
 
 import faust
+from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
 from shopstream.config.topics import ensure_pipeline_topics
 from shopstream.streams import metrics
 from shopstream.streams.batch import Record, release_free_memory, tune_process
-from shopstream.streams.worker import build_handler, build_sink
+from shopstream.streams.worker import broker_credentials, build_handler, build_sink
 
 settings = load(WorkerSettings)
 
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap_servers}",
+    broker_credentials=broker_credentials(settings),
     store="memory://",
     key_serializer="raw",
     value_serializer="raw",
@@ -56,7 +58,10 @@ async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
 handler = build_handler(settings, sink, send_dead_letters)
 
 
-@app.agent(events_topic)
+# A crashed agent is not restarted (Faust's default OneForOneSupervisor would restart it on a stream that
+# delivers nothing more): the crash stops the worker, which exits non-zero for its supervisor to restart it
+# from the last committed offsets.
+@app.agent(events_topic, supervisor_strategy=CrashingSupervisor)
 async def learn_and_serve(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(settings.batch_max_records, within=settings.batch_within_s):
         await handler.handle([Record(e.message.key, e.value, e.message.timestamp) for e in batch])
@@ -109,8 +114,9 @@ async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.
 
 @app.page("/readyz")
 async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-    """Ready when Redis answers and the consumer holds an assignment (Kafka reachable)."""
-    checks = {"kafka": bool(app.consumer.assignment()), "redis": await sink.ping()}
+    """Ready when the agent runs, Redis answers and the consumer holds an assignment (Kafka reachable)."""
+    checks = {"agent": not learn_and_serve.crashed, "kafka": bool(app.consumer.assignment()),
+              "redis": await sink.ping()}
     status = 200 if all(checks.values()) else 503
     return web.json({"ready": status == 200, "checks": checks}, status=status)
 

@@ -435,18 +435,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
-    """A started private broker, stopped (and its state dir removed with ``tmp_path``) after the test."""
-    port = _free_port()
-    env = {**os.environ, "SHOPSTREAM_KAFKA_PORT": str(port), "SHOPSTREAM_KAFKA_CONTROLLER_PORT": str(_free_port()),
-           "SHOPSTREAM_STATE": str(tmp_path / "kafka-state"), "SHOPSTREAM_KAFKA_HEAP": "384m"}
+@contextlib.contextmanager
+def private_kafka_broker(state_dir: Path, extra_properties: str = "") -> Iterator[PrivateKafka]:
+    """Start a private broker (``extra_properties``: broker properties with ``{port}`` and ``{controller_port}``
+    placeholders, appended to servers.sh's) and stop it on exit; pytest.fail if it does not start."""
+    port, controller_port = _free_port(), _free_port()
+    env = {**os.environ, "SHOPSTREAM_KAFKA_PORT": str(port), "SHOPSTREAM_KAFKA_CONTROLLER_PORT": str(controller_port),
+           "SHOPSTREAM_STATE": str(state_dir), "SHOPSTREAM_KAFKA_HEAP": "384m"}
+    if extra_properties:
+        path = state_dir / "extra.properties"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(extra_properties.format(port=port, controller_port=controller_port))
+        env["SHOPSTREAM_KAFKA_EXTRA_PROPERTIES"] = str(path)
     broker = PrivateKafka(port, env)
     with _fail_unless_started("a private Kafka broker", _started(broker)):
         try:
             yield broker
         finally:
             broker.stop()
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
+    """A started private broker, stopped (its state dir goes with ``tmp_path``) after the test."""
+    with private_kafka_broker(tmp_path / "kafka-state") as broker:
+        yield broker
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import orjson
 import pytest
 import requests
 from kafka import KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import samples
@@ -315,3 +315,39 @@ async def test_a_client_over_its_rate_gets_429_while_another_keeps_getting_202(
     assert {status for status, _ in alone + steady} == {202}
     assert Counter(flooder)[429] > Counter(flooder)[202] > 0
     assert p99([t for _, t in steady]) < 2.0  # a sanity bound only; the figures are printed above
+
+
+# --- a worker whose agent dies --------------------------------------------------------------------------------------
+
+
+def test_a_worker_whose_agent_dies_fails_readiness_and_exits_non_zero(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A dead-letter topic that refuses every letter (records of at most 64 bytes) fails the batch that has a
+    reject: the agent dies with it, and the worker must not sit idle with a ready answer."""
+    dlq = f"test-{uuid.uuid4().hex[:10]}-tiny-dlq"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="shopstream-tests")
+    try:
+        admin.create_topics([NewTopic(dlq, 4, 1, topic_configs={"max.message.bytes": "64"})])
+    finally:
+        admin.close()
+    running = start_pipeline(kafka_bootstrap, redis_url, tmp_path, SHOPSTREAM_DLQ_TOPIC=dlq)
+    try:
+        worker = running.processes["worker"]
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        try:  # past the collector, which would answer 503 for a dead-letter topic it cannot write to
+            producer.send(running.events_topic, b"not json at all").get(timeout=30)
+        finally:
+            producer.close()
+        readiness: list[int] = []
+        deadline = time.monotonic() + 60
+        while worker.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                readiness.append(requests.get(f"{running.worker_url}/readyz", timeout=2).status_code)
+            time.sleep(0.1)
+        assert worker.returncode not in (None, 0), running.tail()
+        assert "Crashed reason" in running.logs["worker"].read_text(errors="replace")
+        print(f"\nworker exited with {worker.returncode}; /readyz answers while it stopped: {Counter(readiness)}")
+        assert 503 in readiness and 200 not in readiness[readiness.index(503):]
+    finally:
+        stop_pipeline(running)
