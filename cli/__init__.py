@@ -65,7 +65,12 @@ def _generate(args: argparse.Namespace) -> int:
         return 0
     if args.collector and not args.write_key:
         sys.exit("generate --collector needs --write-key (or SHOPSTREAM_WRITE_KEY)")
-    sent = _publish(events, rate=args.rate, speedup=None, collector=args.collector, write_key=args.write_key)
+    from shopstream.producers.collector_client import CollectorError
+
+    try:
+        sent = _publish(events, rate=args.rate, speedup=None, collector=args.collector, write_key=args.write_key)
+    except CollectorError as exc:
+        sys.exit(f"generate: {exc}")
     print(f"published {sent} events")
     return 0
 

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -20,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import orjson
+import psutil
 import pytest
 import requests
 from kafka import KafkaProducer
@@ -42,7 +45,7 @@ class Collector:
     url: str
     env: dict[str, str]
     log: Path
-    process: object = None
+    process: subprocess.Popen[bytes]
 
     def post(self, body: bytes, key: str | None, headers: dict[str, str] | None = None) -> requests.Response:
         return requests.post(f"{self.url}/v1/events", data=body, timeout=30, params={"key": key} if key else None,
@@ -351,3 +354,42 @@ def test_a_worker_whose_agent_dies_fails_readiness_and_exits_non_zero(
         assert 503 in readiness and 200 not in readiness[readiness.index(503):]
     finally:
         stop_pipeline(running)
+
+
+# --- listen addresses -------------------------------------------------------------------------------------------
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def test_listen_addresses_are_honoured_and_metrics_can_have_a_port_of_their_own(
+    pipeline: Pipeline, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    worker_port = int(pipeline.worker_url.rsplit(":", 1)[1])
+    assert listening(pipeline.processes["worker"].pid) == {("127.0.0.1", worker_port)}
+    metrics_port = processes.free_port()
+    with collector(kafka_bootstrap, tmp_path, SHOPSTREAM_METRICS_PORT=str(metrics_port)) as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        assert listening(running.process.pid) == {("127.0.0.1", port), ("127.0.0.1", metrics_port)}
+        assert requests.get(f"{running.url}/metrics", timeout=5).status_code == 404
+        metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "shopstream_collector_requests_total" in metrics.text
+
+
+def test_the_generator_posts_through_the_collector_with_its_write_key(pipeline: Pipeline) -> None:
+    """What the compose demo runs: ``shopstream generate --collector URL --write-key KEY``."""
+
+    def accepted() -> float:
+        return samples(pipeline.metrics("collector"), "shopstream_collector_events_total")[(("outcome", "accepted"),)]
+
+    before = accepted()
+    args = ["generate", "--events", "1200", "--seed", "5", "--collector", pipeline.collector_url]
+    done = subprocess.run([sys.executable, "-m", "shopstream.cli", *args, "--write-key", pipeline.write_key],
+                          env=pipeline.env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "published 1200 events" in done.stdout, done.stderr[-2000:]
+    assert accepted() - before == 1200
+    refused = subprocess.run([sys.executable, "-m", "shopstream.cli", *args, "--write-key", "not-a-key-of-ours"],
+                             env=pipeline.env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr
