@@ -191,9 +191,12 @@ class EventPublisher:
     async def publish(self, events: Iterable[dict[str, Any]]) -> int:
         """Send events grouped per partition, with those of calls made within the linger; returns the
         number of records they went out in, once all of them are acked (raises if any send failed)."""
-        self._live()
-        batch = [event for event in events if event["event_id"] not in self._published_unconfirmed]
+        batch = list(events)
         if not batch:
+            return 0
+        self._live()
+        batch = [event for event in batch if event["event_id"] not in self._published_unconfirmed]
+        if not batch:  # all of them on the topic already
             return 0
         self._pending.extend(batch)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
