@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -11,18 +12,27 @@ from typing import Any
 REPLAY_FORMATS = ("retailrocket", "jsonl")
 
 
-def _publish(events: Iterator[dict[str, Any]], rate: float | None, speedup: float | None) -> int:
-    """Publish to the events topic configured in the environment; returns events sent."""
+def _publish(
+    events: Iterator[dict[str, Any]], rate: float | None, speedup: float | None, collector: str | None = None,
+    write_key: str = "",
+) -> int:
+    """Publish to the events topic configured in the environment, or through the collector at ``collector``
+    with ``write_key``; returns events sent."""
     from shopstream.config.settings import CollectorSettings, load
     from shopstream.config.topics import ensure_pipeline_topics
+    from shopstream.producers.collector_client import CollectorClient
     from shopstream.producers.kafka_publisher import EventPublisher
     from shopstream.producers.pacing import publish_paced
 
     settings = load(CollectorSettings)
 
     async def run() -> int:
-        await ensure_pipeline_topics(settings)
-        publisher = EventPublisher.from_settings(settings)
+        publisher: EventPublisher | CollectorClient
+        if collector:
+            publisher = CollectorClient(collector, write_key, settings.max_events_per_request)
+        else:
+            await ensure_pipeline_topics(settings)
+            publisher = EventPublisher.from_settings(settings)
         await publisher.start()
         try:
             return await publish_paced(publisher, events, rate=rate, speedup=speedup)
@@ -53,7 +63,14 @@ def _generate(args: argparse.Namespace) -> int:
                 out.write(orjson.dumps(event) + b"\n")
         print(f"wrote {args.events} events to {args.out}")
         return 0
-    sent = _publish(events, rate=args.rate, speedup=None)
+    if args.collector and not args.write_key:
+        sys.exit("generate --collector needs --write-key (or SHOPSTREAM_WRITE_KEY)")
+    from shopstream.producers.collector_client import CollectorError
+
+    try:
+        sent = _publish(events, rate=args.rate, speedup=None, collector=args.collector, write_key=args.write_key)
+    except CollectorError as exc:
+        sys.exit(f"generate: {exc}")
     print(f"published {sent} events")
     return 0
 
@@ -97,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--start-ts", type=float, default=1.7e9, help="first timestamp when not live")
     gen.add_argument("--out", help="write JSONL here instead of publishing to Kafka")
+    gen.add_argument("--collector", help="post to the collector at this URL (as a tracker) instead of to Kafka")
+    gen.add_argument("--write-key", default=os.environ.get("SHOPSTREAM_WRITE_KEY", ""),
+                     help="the write key to post with (default: $SHOPSTREAM_WRITE_KEY)")
     gen.set_defaults(func=_generate)
 
     rep = sub.add_parser("replay", help="stream a recorded clickstream file into Kafka")

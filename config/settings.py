@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 import tempfile
 from dataclasses import fields
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopstream.contracts.lists import LISTS
@@ -42,6 +43,12 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"))
+    # Kafka credentials (docs/security.md); Redis takes an ACL user in REDIS_URL (redis://user:password@host).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""  # CA bundle for SSL and SASL_SSL; empty: the system's
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL"))
     events_topic: str = Field("clickstream.events", min_length=1)
     dlq_topic: str = Field("clickstream.dlq", min_length=1)
@@ -55,6 +62,31 @@ class CommonSettings(BaseSettings):
 
     def event_limits(self) -> EventLimits:
         return EventLimits(self.max_future_skew_s, self.max_price, self.max_quantity)
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_user(self) -> CommonSettings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError("SHOPSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_* needs SHOPSTREAM_KAFKA_SASL_USERNAME and "
+                             "SHOPSTREAM_KAFKA_SASL_PASSWORD")
+        return self
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SSL and SASL_SSL (the CA bundle's, or the system's), else None."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        return ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
+
+    def kafka_security_options(self) -> dict[str, Any]:
+        """The aiokafka client options (producer, admin) of the protocol, TLS and SASL settings."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if (context := self.kafka_ssl_context()) is not None:
+            options["ssl_context"] = context
+        if self.kafka_security_protocol.startswith("SASL"):
+            options |= {"sasl_mechanism": self.kafka_sasl_mechanism, "sasl_plain_username": self.kafka_sasl_username,
+                        "sasl_plain_password": self.kafka_sasl_password.get_secret_value()}
+        return options
 
 
 class WorkerSettings(CommonSettings):
@@ -75,7 +107,7 @@ class WorkerSettings(CommonSettings):
     # Who this worker is across restarts: its checkpoints are found under this id (docs/operations.md).
     worker_id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9._-]{1,200}$")
     checkpoint_topic: str = Field("shopstream.checkpoints", min_length=1)
-    checkpoint_interval_s: float = Field(30.0, ge=0)  # 0: no checkpoints (every restart is cold)
+    checkpoint_interval_s: float = Field(10.0, ge=0)  # 0: no checkpoints (every restart is cold)
     # Stopping, failover and Redis repair (docs/design.md "Bounded shutdown and failover").
     shutdown_timeout_s: float = Field(8.0, gt=0, le=3600)
     session_timeout_s: float = Field(10.0, ge=1, le=1800)
@@ -158,6 +190,10 @@ def load(cls: type[S], **overrides: object) -> S:
     except ValidationError as exc:
         lines = [f"invalid configuration for {cls.__name__}:"]
         for err in exc.errors():
+            if not err["loc"]:  # a check across settings: its input is every setting, secrets included
+                lines.append(f"  {err['msg']}")
+                continue
             name = "SHOPSTREAM_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"  {name}={err.get('input')!r}: {err['msg']}")
+            shown = "<hidden>" if "password" in name.lower() else repr(err.get("input"))
+            lines.append(f"  {name}={shown}: {err['msg']}")
         sys.exit("\n".join(lines))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -12,10 +13,11 @@ from shopstream.config.settings import CommonSettings, WorkerSettings
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Sequence[str], partitions: int, config: Mapping[str, str] | None = None
+    bootstrap: str, topics: Sequence[str], partitions: int, config: Mapping[str, str] | None = None, **options: Any
 ) -> None:
-    """Create the topics if missing, so partition counts (and ``config``) are ours, not the broker's default."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create the topics if missing, so partition counts (and ``config``) are ours, not the broker's default;
+    ``options`` are the admin client's connection options (CommonSettings.kafka_security_options)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -31,7 +33,8 @@ async def ensure_topics(
 async def ensure_pipeline_topics(settings: CommonSettings) -> None:
     """The events and dead-letter topics, with the configured partition count."""
     await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions
+        settings.kafka_bootstrap_servers, [settings.events_topic, settings.dlq_topic], settings.topic_partitions,
+        **settings.kafka_security_options(),
     )
 
 
@@ -43,7 +46,9 @@ def members_topic(settings: WorkerSettings) -> str:
 async def ensure_worker_topics(settings: WorkerSettings) -> None:
     """The members topic (one partition per key slot) and the checkpoint topic (one partition, compacted:
     only each key's latest value is needed)."""
-    await ensure_topics(settings.kafka_bootstrap_servers, [members_topic(settings)], settings.topic_partitions)
+    options = settings.kafka_security_options()
+    await ensure_topics(settings.kafka_bootstrap_servers, [members_topic(settings)], settings.topic_partitions,
+                        **options)
     await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}
+        settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}, **options
     )

@@ -8,6 +8,12 @@ the records of live traffic by the number of concurrent sessions (docs/performan
 is awaited until the broker acknowledges it (``acks=all``), so a caller that returns has not lost
 anything it was given.
 
+When some records of a linger are acknowledged and others fail, every caller is failed (the collector answers
+``503``) and the acknowledged events' ids are remembered: a retry of the same events (the tracker resends on
+``503``) skips them, so what was already published is not duplicated by the retry. (A send whose answer was
+lost, acknowledged by the broker but failed here, cannot be told apart and may still be duplicated; the
+worker learns an event id once.)
+
 A failed send replaces the producer: after a broker restart aiokafka's idempotent producer can keep failing
 with ``OutOfOrderSequenceNumber`` until restarted (aio-libs/aiokafka#1017), and a new producer gets a new
 producer id. Until the new one has started, calls fail at once with :class:`PublisherUnavailable`.
@@ -18,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -43,15 +50,16 @@ def session_partition(session_id: str, partitions: int) -> int:
     return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-def encode_within(chunk: list[dict[str, Any]], max_bytes: int) -> list[bytes]:
-    """The chunk's record values, halved until each fits ``max_bytes`` (a single event always makes one).
+def encode_within(chunk: list[dict[str, Any]], max_bytes: int) -> list[tuple[list[dict[str, Any]], bytes]]:
+    """The chunk's records as (events, value), halved until each value fits ``max_bytes`` (a single event
+    always makes one).
 
-    >>> [len(v) for v in encode_within([{"n": "x" * 10}] * 4, 40)]
-    [39, 39]
+    >>> [(len(events), len(value)) for events, value in encode_within([{"n": "x" * 10}] * 4, 40)]
+    [(2, 39), (2, 39)]
     """
     value = encode_events(chunk)
     if len(value) <= max_bytes or len(chunk) == 1:
-        return [value]
+        return [(chunk, value)]
     half = len(chunk) // 2
     return encode_within(chunk[:half], max_bytes) + encode_within(chunk[half:], max_bytes)
 
@@ -93,8 +101,10 @@ class EventPublisher:
         max_events_per_record: int = 200,
         linger_s: float = 0.002,
         restart_backoff_s: float = 1.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.client_options = dict(client_options or {})  # TLS and SASL (CommonSettings.kafka_security_options)
         self.events_topic = events_topic
         self.dlq_topic = dlq_topic
         self.max_events_per_record = max_events_per_record
@@ -107,6 +117,10 @@ class EventPublisher:
         self._flush: asyncio.Task[None] | None = None  # the linger collecting calls now
         self._sending: set[asyncio.Task[None]] = set()  # every linger not yet acked, for ``stop``
         self._restart: asyncio.Task[None] | None = None  # replacing a failed producer
+        # Ids of events acknowledged in a linger whose other records failed: on the topic already, though their
+        # caller was told otherwise. Bounded: the oldest are forgotten (a retry comes within seconds).
+        self._published_unconfirmed: OrderedDict[str, None] = OrderedDict()  # an LRU of ids
+        self.max_unconfirmed = 100_000
         self.make_producer: Callable[[], AIOKafkaProducer] = self._new_producer
         self.producer: AIOKafkaProducer | None = None
 
@@ -119,6 +133,7 @@ class EventPublisher:
             max_batch_size=MAX_RECORD_BYTES,
             max_request_size=2 * MAX_RECORD_BYTES,
             request_timeout_ms=10_000,
+            **self.client_options,
         )
 
     @classmethod
@@ -126,6 +141,7 @@ class EventPublisher:
         return cls(
             settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
             settings.max_events_per_record, settings.publish_linger_s,
+            client_options=settings.kafka_security_options(),
         )
 
     async def start(self) -> None:
@@ -179,6 +195,9 @@ class EventPublisher:
         if not batch:
             return 0
         self._live()
+        batch = [event for event in batch if event["event_id"] not in self._published_unconfirmed]
+        if not batch:  # all of them on the topic already
+            return 0
         self._pending.extend(batch)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(done)
@@ -195,15 +214,25 @@ class EventPublisher:
         try:
             producer = self._live()
             partitions = len(await producer.partitions_for(self.events_topic))
-            values = [
-                (partition, value)
+            records = [
+                (partition, chunk_events, value)
                 for partition, chunk in group_by_partition(events, partitions, self.max_events_per_record)
-                for value in encode_within(chunk, MAX_RECORD_BYTES)
+                for chunk_events, value in encode_within(chunk, MAX_RECORD_BYTES)
             ]
-            pending = [
-                await producer.send(self.events_topic, value, partition=partition) for partition, value in values
-            ]
-            await asyncio.gather(*pending)
+            pending: list[asyncio.Future[Any]] = []
+            failures: list[BaseException] = []
+            for partition, _, value in records:
+                try:
+                    pending.append(await producer.send(self.events_topic, value, partition=partition))
+                except Exception as exc:  # the records queued before it may still be acknowledged
+                    failures.append(exc)
+                    break
+            acks = await asyncio.gather(*pending, return_exceptions=True)
+            failures = [ack for ack in acks if isinstance(ack, BaseException)] + failures
+            if failures:
+                self._remember_published([chunk for (_, chunk, _), ack in zip(records, acks, strict=False)
+                                          if not isinstance(ack, BaseException)])
+                raise failures[0]
         except asyncio.CancelledError:
             for waiter in waiters:
                 waiter.cancel()
@@ -217,7 +246,14 @@ class EventPublisher:
             return
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(len(values))
+                waiter.set_result(len(records))
+
+    def _remember_published(self, chunks: list[list[dict[str, Any]]]) -> None:
+        for chunk in chunks:
+            for event in chunk:
+                self._published_unconfirmed[event["event_id"]] = None
+        while len(self._published_unconfirmed) > self.max_unconfirmed:
+            self._published_unconfirmed.popitem(last=False)
 
     async def publish_dead_letters(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         if not records:

@@ -22,7 +22,7 @@
   var SESSION_IDLE_MS = 30 * 60 * 1000;
   // Browsers cap the bodies of keepalive fetches and beacons in flight at 64 KiB per page.
   var MAX_PAYLOAD_BYTES = 60000;
-  var MAX_EVENTS_PER_REQUEST = 500; // the collector accepts 1000 by default
+  var MAX_EVENTS_PER_REQUEST = 500; // the collector's default SHOPSTREAM_MAX_EVENTS_PER_REQUEST
   var MAX_QUEUE = 2000; // when the collector is down for long, drop the oldest rather than grow
   var RETRY_BASE_MS = 500;
   var RETRY_MAX_MS = 30000;

@@ -16,6 +16,8 @@ readonly STATE_DIR=${SHOPSTREAM_STATE:-$REPO_ROOT/.local}
 readonly KAFKA_PORT=${SHOPSTREAM_KAFKA_PORT:-9092}
 readonly KAFKA_CONTROLLER_PORT=${SHOPSTREAM_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 readonly KAFKA_HEAP=${SHOPSTREAM_KAFKA_HEAP:-512m}
+# A file of broker properties appended to the generated ones (a later key wins), e.g. SASL listeners for a test.
+readonly KAFKA_EXTRA_PROPERTIES=${SHOPSTREAM_KAFKA_EXTRA_PROPERTIES:-}
 readonly REDIS_PORT=${SHOPSTREAM_REDIS_PORT:-6379}
 # Redis Cluster for the cluster sink's tests: three masters on consecutive ports, no replicas.
 readonly CLUSTER_PORT=${SHOPSTREAM_REDIS_CLUSTER_PORT:-7000}
@@ -55,6 +57,7 @@ settings (environment):
   SHOPSTREAM_REDIS_CLUSTER_PORT=$CLUSTER_PORT (redis-cluster: masters on it and the next two ports)
   SHOPSTREAM_STATE=$STATE_DIR  (data, logs, pid files; 'rm -rf' it after stop to reset)
   SHOPSTREAM_CACHE=$CACHE_DIR  SHOPSTREAM_KAFKA_HEAP=$KAFKA_HEAP
+  SHOPSTREAM_KAFKA_EXTRA_PROPERTIES=<file>  (broker properties appended to the generated ones; a later key wins)
   SHOPSTREAM_START_TIMEOUT=$START_TIMEOUT  SHOPSTREAM_STOP_TIMEOUT=$STOP_TIMEOUT  (seconds)
 EOF
 }
@@ -220,6 +223,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 EOF
+    if [[ -n $KAFKA_EXTRA_PROPERTIES ]]; then
+        { echo "# From $KAFKA_EXTRA_PROPERTIES:"; cat "$KAFKA_EXTRA_PROPERTIES"; } >>"$KAFKA_DIR/server.properties"
+    fi
 }
 
 start_kafka() {

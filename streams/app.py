@@ -18,6 +18,7 @@ import time
 
 import faust
 from aiokafka.errors import KafkaError
+from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopstream.config.settings import WorkerSettings, load
@@ -28,13 +29,14 @@ from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore
 from shopstream.streams.events_reader import EventsReader
 from shopstream.streams.republish import RepublishOnLoss, republish
-from shopstream.streams.worker import build_handler, build_sink
+from shopstream.streams.worker import broker_credentials, build_handler, build_sink
 
 settings = load(WorkerSettings)
 
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap_servers}",
+    broker_credentials=broker_credentials(settings),
     store="memory://",
     key_serializer="raw",
     value_serializer="raw",
@@ -70,10 +72,11 @@ handler = build_handler(settings, sink, send_dead_letters)
 handler.stack.owner = KeyOwner(settings.topic_partitions, frozenset())  # no keys until the group deals slots
 reader = EventsReader(
     settings.kafka_bootstrap_servers, settings.events_topic, handler, settings.batch_max_records,
-    settings.batch_within_s,
+    settings.batch_within_s, **settings.kafka_security_options(),
 )
 checkpoints = KafkaCheckpointStore(
-    settings.kafka_bootstrap_servers, settings.checkpoint_topic, settings.app_id, settings.worker_id
+    settings.kafka_bootstrap_servers, settings.checkpoint_topic, settings.app_id, settings.worker_id,
+    **settings.kafka_security_options(),
 )
 started_at = time.monotonic()
 background: set[asyncio.Task[int]] = set()  # republishing tasks, referenced until done
@@ -81,7 +84,9 @@ restored: list[str] = []  # what the restore at start did, logged once Faust has
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
 
-@app.agent(members)
+# A crashed agent is not restarted (Faust's default OneForOneSupervisor would restart it on a stream that
+# delivers nothing more): the crash stops the worker, which exits non-zero for its supervisor to restart it.
+@app.agent(members, supervisor_strategy=CrashingSupervisor)
 async def hold_slots(stream: faust.StreamT) -> None:
     """Membership only: nothing is published to this topic; its assigned partitions are this worker's slots."""
     async for _ in stream:
@@ -201,7 +206,8 @@ async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.
 @app.page("/readyz")
 async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
     """Ready when Redis answers, the events are being read and the group has dealt this worker its slots."""
-    checks = {"kafka": bool(reader.partitions) and bool(app.consumer.assignment()), "redis": await sink.ping()}
+    checks = {"agent": not hold_slots.crashed, "kafka": bool(reader.partitions) and bool(app.consumer.assignment()),
+              "redis": await sink.ping()}
     status = 200 if all(checks.values()) else 503
     return web.json({"ready": status == 200, "checks": checks}, status=status)
 

@@ -19,6 +19,7 @@ import pickle
 import time
 import zlib
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -122,8 +123,11 @@ def split(payload: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
 class KafkaCheckpointStore:
     """Saves one worker's checkpoints in a compacted topic of one partition, and loads its own or a peer's."""
 
-    def __init__(self, bootstrap: str, topic: str, app_id: str, worker_id: str, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.bootstrap, self.topic, self.chunk_bytes = bootstrap, topic, chunk_bytes
+    def __init__(
+        self, bootstrap: str, topic: str, app_id: str, worker_id: str, chunk_bytes: int = CHUNK_BYTES, **options: Any
+    ) -> None:
+        """``options``: the clients' connection options (``CommonSettings.kafka_security_options``)."""
+        self.bootstrap, self.topic, self.chunk_bytes, self.options = bootstrap, topic, chunk_bytes, options
         self.app_id, self.worker_id = app_id, worker_id
         self._producer: AIOKafkaProducer | None = None
         self._slot_chunks = [0] * SLOTS  # chunks each slot holds now, so a smaller save deletes the rest
@@ -137,7 +141,7 @@ class KafkaCheckpointStore:
         if self._producer is None:
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", max_request_size=2 * self.chunk_bytes,
-                enable_idempotence=True,
+                enable_idempotence=True, **self.options,
             )
             await self._producer.start()
         slot = (self._slot + 1) % SLOTS
@@ -182,7 +186,8 @@ class KafkaCheckpointStore:
         prefix = f"{self.app_id}/".encode()
         latest: dict[bytes, bytes | None] = {}
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=4 * self.chunk_bytes)
+                                    fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=4 * self.chunk_bytes,
+                                    **self.options)
         await consumer.start()
         try:
             tp = TopicPartition(self.topic, 0)

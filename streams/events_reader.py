@@ -9,6 +9,7 @@ offsets are committed to Kafka. A batch is what one fetch returns, up to ``max_r
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,15 +22,17 @@ class EventsReader:
 
     def __init__(
         self, bootstrap: str, topic: str, handler: BatchHandler, max_records: int, within_s: float,
-        max_bytes: int = 64 * 2**20,
+        max_bytes: int = 64 * 2**20, **options: Any,
     ) -> None:
+        """``options``: the clients' connection options (``CommonSettings.kafka_security_options``)."""
         self.topic, self.handler, self.max_records = topic, handler, max_records
         self.within_ms = max(1, round(within_s * 1000))
         self._config: dict[str, object] = {
             "bootstrap_servers": bootstrap, "enable_auto_commit": False, "auto_offset_reset": "earliest",
             "fetch_max_bytes": max_bytes, "max_partition_fetch_bytes": max_bytes // 4,
-            "fetch_max_wait_ms": self.within_ms,
+            "fetch_max_wait_ms": self.within_ms, **options,
         }
+        self._options = options
         self.consumer: AIOKafkaConsumer | None = None  # made in start(): aiokafka needs the running loop
         self.partitions: list[TopicPartition] = []
         self.backlog = 0  # records between the start offsets and the topic's end when the reader started
@@ -53,7 +56,7 @@ class EventsReader:
         self._check_caught_up(positions)
 
     async def _partition_numbers(self) -> list[int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._config["bootstrap_servers"])
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._config["bootstrap_servers"], **self._options)
         await admin.start()
         try:
             (described,) = await admin.describe_topics([self.topic])

@@ -6,6 +6,7 @@ and tests and benchmarks build the same worker without Faust.
 
 from __future__ import annotations
 
+import faust
 import redis.asyncio as aioredis
 
 from shopstream.config.settings import WorkerSettings
@@ -14,6 +15,16 @@ from shopstream.streams.batch import BatchHandler, DeadLetterSend
 from shopstream.streams.redis_cluster_sink import RedisClusterSink
 from shopstream.streams.redis_sink import RedisSink
 from shopstream.streams.sink import RetryingWriter, Sink
+
+
+def broker_credentials(settings: WorkerSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust's form of the Kafka protocol, TLS and SASL settings (None: plaintext)."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, ssl_context=context,
+                                     password=settings.kafka_sasl_password.get_secret_value(),
+                                     mechanism=settings.kafka_sasl_mechanism)
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def build_sink(settings: WorkerSettings) -> RedisSink | RedisClusterSink:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from kafka import KafkaConsumer
 
 from shopstream.bench import processes
 
@@ -35,6 +36,10 @@ class Pipeline:
     write_key: str
     logs: dict[str, Path] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
 
     def post(self, body: bytes, content_type: str = "application/json", key: str | None = None) -> requests.Response:
         """POST to the collector with the pipeline's write key, or ``key`` ("" for none)."""
@@ -136,3 +141,30 @@ def pipeline(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.Temp
         yield running
     finally:
         stop_pipeline(running)
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list:
+    """The topic's records from the start, until ``expected`` of them or ``timeout_s``."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        group_id=f"test-reader-{uuid.uuid4().hex}", enable_auto_commit=False, consumer_timeout_ms=1000,
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(records) < expected:
+            records.extend(consumer)
+    finally:
+        consumer.close()
+    return records
+
+
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """The first truthy value of ``predicate()``, polled every 0.2 s; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -397,3 +397,72 @@ def new_topic(kafka_bootstrap: str, topic_prefix: str) -> Iterator[TopicFactory]
     yield make
     if created:
         delete_topics(kafka_bootstrap, created)
+
+
+# --- a private broker, for tests that stop one -------------------------------------------------------------
+
+
+@dataclass
+class PrivateKafka:
+    """A KRaft broker of this test's own (scripts/servers.sh on free ports with its own state dir), so a test
+    can stop and restart it without touching the shared one; its data survive a restart."""
+
+    port: int
+    env: dict[str, str]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self, command: str) -> None:
+        done = subprocess.run(["bash", str(SERVERS_SH), command, "kafka"], env=self.env, capture_output=True,
+                              text=True, timeout=LOCAL_START_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            raise ServerUnavailable(f"servers.sh {command} kafka on port {self.port}: {done.stderr[-3000:]}")
+
+    def start(self) -> None:
+        """Start it and wait until it serves (``Kafka Server started`` and the port answers)."""
+        self._run("start")
+
+    def stop(self) -> None:
+        """SIGTERM to its pid and wait until it exited."""
+        self._run("stop")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def private_kafka_broker(state_dir: Path, extra_properties: str = "") -> Iterator[PrivateKafka]:
+    """Start a private broker (``extra_properties``: broker properties with ``{port}`` and ``{controller_port}``
+    placeholders, appended to servers.sh's) and stop it on exit; pytest.fail if it does not start."""
+    port, controller_port = _free_port(), _free_port()
+    env = {**os.environ, "SHOPSTREAM_KAFKA_PORT": str(port), "SHOPSTREAM_KAFKA_CONTROLLER_PORT": str(controller_port),
+           "SHOPSTREAM_STATE": str(state_dir), "SHOPSTREAM_KAFKA_HEAP": "384m"}
+    if extra_properties:
+        path = state_dir / "extra.properties"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(extra_properties.format(port=port, controller_port=controller_port))
+        env["SHOPSTREAM_KAFKA_EXTRA_PROPERTIES"] = str(path)
+    broker = PrivateKafka(port, env)
+    with _fail_unless_started("a private Kafka broker", _started(broker)):
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
+    """A started private broker, stopped (its state dir goes with ``tmp_path``) after the test."""
+    with private_kafka_broker(tmp_path / "kafka-state") as broker:
+        yield broker
+
+
+@contextlib.contextmanager
+def _started(broker: PrivateKafka) -> Iterator[str]:
+    broker.start()
+    yield broker.bootstrap

@@ -10,37 +10,11 @@ import time
 import uuid
 
 import orjson
-from kafka import KafkaConsumer
 
 from shopstream.bench.scrape import samples
 from shopstream.producers.kafka_publisher import session_partition
 from shopstream.producers.synthetic import SyntheticTraffic
-from tests.pipeline import Pipeline
-
-
-def consume_all(pipeline: Pipeline, topic: str, expected: int, timeout_s: float = 20.0) -> list:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=pipeline.env["KAFKA_BOOTSTRAP_SERVERS"], auto_offset_reset="earliest",
-        group_id=f"test-reader-{uuid.uuid4().hex}", enable_auto_commit=False, consumer_timeout_ms=1000,
-    )
-    records: list = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and len(records) < expected:
-            records.extend(consumer)
-    finally:
-        consumer.close()
-    return records
-
-
-def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.pipeline import Pipeline, consume_all, wait_for
 
 
 def processed_total(pipeline: Pipeline, outcomes: tuple[str, ...] = ("processed",)) -> float:
@@ -115,7 +89,7 @@ def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(pipeline: Pipe
     response = pipeline.post(b'{"broken json', "application/json")
     assert response.json()["rejected"] == 1
 
-    letters = [orjson.loads(r.value) for r in consume_all(pipeline, pipeline.dlq_topic, expected=5)]
+    letters = [orjson.loads(r.value) for r in consume_all(pipeline.bootstrap, pipeline.dlq_topic, expected=5)]
     reasons = {letter["raw"].get("event_id") if isinstance(letter["raw"], dict) else "json": letter["reason"]
                for letter in letters}
     assert reasons == {"bad-type": "unknown_type", "bad-missing": "missing_field", "bad-ts": "bad_timestamp",
@@ -147,7 +121,7 @@ def test_order_no_loss_and_no_double_counting(pipeline: Pipeline) -> None:
     ours = {e["event_id"] for e in events}
     partitions = int(pipeline.env["SHOPSTREAM_TOPIC_PARTITIONS"])
     seen: dict[str, list[str]] = {}
-    for record in consume_all(pipeline, pipeline.events_topic, expected=10**9, timeout_s=8):
+    for record in consume_all(pipeline.bootstrap, pipeline.events_topic, expected=10**9, timeout_s=8):
         for event in orjson.loads(record.value):
             if event["event_id"] in ours:
                 assert record.partition == session_partition(event["session_id"], partitions)

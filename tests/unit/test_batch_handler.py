@@ -23,24 +23,9 @@ from shopstream.streams import batch, metrics
 from shopstream.streams.batch import BatchHandler, DeadLetterSend, Record
 from shopstream.streams.redis_sink import RedisSink
 from shopstream.streams.sink import RetryingWriter, Sink
+from tests.fakes import MemorySink
 
 STEP = 40_000  # the worker's default SHOPSTREAM_BATCH_STEP_EVENTS
-
-
-class MemorySink:
-    """A :class:`Sink` that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[RecList]] = []
-
-    async def write(self, lists: Sequence[RecList], updated_at: float) -> None:
-        self.batches.append(list(lists))
-
-    async def ping(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
 
 
 def handler_for(stack: RecommenderStack, sink: Sink, send: DeadLetterSend, step_events: int = STEP) -> BatchHandler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,29 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.config.settings import CollectorSettings
 from shopstream.producers.collector import create_app, split_body
-
-
-class MemoryPublisher:
-    """Records what would go to Kafka; ``fail`` simulates a broker that does not acknowledge."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.dead_letters: list[tuple[bytes | None, bytes]] = []
-        self.fail = False
-
-    async def publish(self, events: Iterable[dict[str, Any]]) -> int:
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.events.extend(events)
-        return 1
-
-    async def publish_dead_letters(self, records: list[tuple[bytes | None, bytes]]) -> None:
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.dead_letters.extend(records)
-
-    async def ready(self) -> bool:
-        return not self.fail
+from tests.fakes import MemoryPublisher
 
 
 def event(n: int, **change: Any) -> dict[str, Any]:

@@ -241,3 +241,53 @@ def test_each_worker_has_its_own_stable_id() -> None:
     workers = [s for s in shopstream_services().values() if subcommand(s) == "worker"]
     ids = [s.get("environment", {}).get("SHOPSTREAM_WORKER_ID") or s.get("hostname") for s in workers]
     assert all(ids) and len(set(ids)) == len(ids)
+
+
+# --- no default passwords; the demo's traffic has a valid write key ---------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` with ``env``; KeyError for a required one."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, text = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name} is required: {text}")
+        return text if kind == "-" else ""
+
+    return _VARIABLE.sub(one, value)
+
+
+def test_no_password_has_a_default_and_grafana_has_no_anonymous_access() -> None:
+    secrets_seen = 0
+    for name, svc in services().items():
+        for variable, value in svc.get("environment", {}).items():
+            if re.search(r"PASSWORD|SECRET", variable):
+                secrets_seen += 1
+                with pytest.raises(KeyError):
+                    interpolate(str(value), {})
+                assert interpolate(str(value), {re.search(r"\$\{(\w+)", str(value))[1]: "s3cret"}) == "s3cret", name
+    assert secrets_seen >= 1
+    grafana = services()["grafana"]["environment"]
+    assert str(grafana.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+
+
+def test_the_collector_has_write_keys_and_the_generator_posts_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopstream.producers.collector import create_app
+    from shopstream.producers.write_keys import parse_write_keys
+    from tests.fakes import MemoryPublisher
+
+    collector = services()["collector"]
+    for env in ({}, {"SHOPSTREAM_DEMO_WRITE_KEY": "a-key-of-my-own-01"}):
+        keys = parse_write_keys(interpolate(collector["environment"]["SHOPSTREAM_WRITE_KEYS"], env))
+        args = build_parser().parse_args([interpolate(str(a), env) for a in services()["generator"]["command"]])
+        assert args.write_key in keys and args.collector == "http://collector:8080"
+    settings = settings_of(collector, monkeypatch)
+    assert settings.host == "0.0.0.0"  # type: ignore[attr-defined]
+    monkeypatch.setenv("SHOPSTREAM_WRITE_KEYS", interpolate(collector["environment"]["SHOPSTREAM_WRITE_KEYS"], {}))
+    create_app(CollectorSettings(), MemoryPublisher())  # type: ignore[arg-type]  (raises without keys)

@@ -110,3 +110,38 @@ async def test_stop_waits_for_a_send_still_waiting_for_its_ack() -> None:
     await asyncio.sleep(0.02)  # past the 10 ms linger: sent, its ack still pending
     await pub.stop()
     assert producer.stopped_after_ack and await published == 1
+
+
+class PartlyFailingProducer(FakeProducer):
+    """Acknowledges records on some partitions and fails those on ``failing`` (a broker going away mid-linger)."""
+
+    def __init__(self, failing: set[int]) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if partition in self.failing:
+            done.set_exception(ConnectionError("not acknowledged"))
+        else:
+            self.records.append((partition, orjson.loads(value)))
+            done.set_result(None)
+        return done
+
+
+async def test_a_retry_after_a_partly_failed_linger_does_not_duplicate_what_was_acknowledged() -> None:
+    events = [event(n, f"s{n}") for n in range(12)]
+    partitions = {session_partition(e["session_id"], 8) for e in events}
+    producer = PartlyFailingProducer(failing=set(sorted(partitions)[:2]))
+    pub = publisher(producer)
+    pub.make_producer = lambda: producer  # type: ignore[assignment,return-value]
+    with pytest.raises(ConnectionError):
+        await pub.publish(events)
+    acknowledged = [e["event_id"] for _, chunk in producer.records for e in chunk]
+    assert 0 < len(acknowledged) < len(events)
+    while pub._restart is not None:  # the producer is replaced after a failed send
+        await asyncio.sleep(0.01)
+    producer.failing = set()
+    await pub.publish(events)  # the tracker's retry of the whole body
+    on_topic = [e["event_id"] for _, chunk in producer.records for e in chunk]
+    assert sorted(on_topic) == sorted(e["event_id"] for e in events)  # each once
