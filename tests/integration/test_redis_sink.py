@@ -61,9 +61,10 @@ def test_a_batch_larger_than_one_script_call_is_written_whole(redis_target: Redi
 
 
 def test_every_kind_of_the_contract_lands_under_its_key(redis_target: RedisTarget, key_prefix: str) -> None:
+    extras = {"window_s": 60.0, "forecast": [1.0, 2.0], "strategy": "m", "propensity": 1.0}
     lists = [RecList(spec.name, "x:1" if spec.per_entity else "all", "m", ["a", "b"] if spec.ranked else [],
                      [0.5, 0.25] if spec.ranked else [], 0.0,
-                     None if spec.ranked else {"window_s": 60.0, "forecast": [1.0, 2.0]}) for spec in LISTS]
+                     {field: extras[field] for field in spec.payload if field in extras} or None) for spec in LISTS]
     config = settings(redis_target, key_prefix)
 
     async def write() -> None:
