@@ -30,7 +30,7 @@ from shopstream.models.mf import ImplicitMF
 from shopstream.models.online_eval import OnlineScores, ScoreDelta
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
-from shopstream.models.session_knn import SessionKNN
+from shopstream.models.session_models import build_session_model
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.throttle import RefreshThrottle
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
@@ -71,13 +71,11 @@ class RecommenderStack:
         transitions = ItemTransitions(
             max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
         )
-        self.session_model = session_model or (
-            transitions if config.session_model == "transitions" else SessionKNN(
-                k=100, sample_size=500, similarity="vec", weighting="div", max_sessions=config.max_sessions,
-                session_ttl_s=config.session_ttl_s,
-            )
+        self.session_model = session_model or build_session_model(config, transitions)
+        # A session model that also serves similar items (transitions, or the blend wrapping it) serves them.
+        self.item_model = item_model or (
+            self.session_model if isinstance(self.session_model, ItemRecommender) else transitions
         )
-        self.item_model = item_model or transitions
         self.trending = trending or Trending(
             half_life_s=config.trending_half_life_s, max_items=config.max_items
         )

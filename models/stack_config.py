@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SessionModelName = Literal["transitions", "vsknn"]  # docs/evaluation.md compares them
+SessionModelName = Literal["transitions", "vsknn", "session_blend"]  # docs/evaluation.md compares them
 
 
 @dataclass(frozen=True, slots=True)
