@@ -82,8 +82,8 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         transitions: ItemTransitions | None = None,
         others: Sequence[SessionRecommender] | None = None,
         depth: int = 100,
-        score_every: int = 10,
-        half_life: float = 2000.0,
+        score_every: int = 50,
+        half_life: float = 500.0,
         power: float = 2.0,
     ) -> None:
         if min(depth, score_every) < 1 or half_life <= 0 or power <= 0:
