@@ -86,10 +86,10 @@ def stack_step() -> Step:
     return step
 
 
-def served_step() -> Step:
+def served_step(config: StackConfig | None = None) -> Step:
     """Everything the worker runs (``RecommenderStack``): all models learn, every touched list is
     recomputed, each invoice as one batch."""
-    stack = RecommenderStack(StackConfig())
+    stack = RecommenderStack(config or StackConfig())
 
     def step(invoice: list[Event]) -> None:
         stack.process([(event, event.ts) for event in invoice])
@@ -104,6 +104,7 @@ BENCHES = {
     "propensity": propensity_step,
     "stack": stack_step,
     "served": served_step,
+    "served_blend": lambda: served_step(StackConfig(session_model="session_blend")),
 }
 
 
@@ -111,12 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(SHARED_DATA / "online-retail" / "online_retail.csv.gz"))
     parser.add_argument("--profile", choices=list(BENCHES), help="print the top of a cProfile of one bench")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these benches only")
     args = parser.parse_args()
     events = list(load_online_retail(args.data))
     invoices = [list(group) for _, group in itertools.groupby(events, key=lambda e: (e.ts, e.user_id))]
     print(f"{len(events):,} events, {len(invoices):,} invoices")
     for name, factory in BENCHES.items():
-        if args.profile and name != args.profile:
+        if (args.profile and name != args.profile) or (args.only and name not in args.only):
             continue
         step = factory()
         profiler = cProfile.Profile() if args.profile else None

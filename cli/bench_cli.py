@@ -7,7 +7,9 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from shopstream.models.stack_config import SessionModelName
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -69,7 +71,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument("--collector-seconds", type=float, default=20.0, help="time limit of each ingest phase")
     bench.add_argument(
         "--session-model",
-        choices=("vsknn", "transitions"),
+        choices=get_args(SessionModelName),
         default="transitions",
         help="the worker's session model (default: the worker's own default, what a shop runs)",
     )

@@ -31,7 +31,7 @@ from shopstream.models.online_eval import OnlineScores, ScoreDelta
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
-from shopstream.models.session_knn import SessionKNN
+from shopstream.models.session_models import build_session_model, vsknn
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.strategies import OutcomeCounts, SessionExperiment, TrendingArm
 from shopstream.models.throttle import RefreshThrottle
@@ -75,10 +75,11 @@ class RecommenderStack:
         transitions = ItemTransitions(
             max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
         )
-        self.session_model = session_model or (
-            transitions if config.session_model == "transitions" else _session_knn(config)
+        self.session_model = session_model or build_session_model(config, transitions)
+        # A session model that also serves similar items (transitions, or the blend wrapping it) serves them.
+        self.item_model = item_model or (
+            self.session_model if isinstance(self.session_model, ItemRecommender) else transitions
         )
-        self.item_model = item_model or transitions
         self.trending = trending or Trending(
             half_life_s=config.trending_half_life_s, max_items=config.max_items
         )
@@ -98,7 +99,7 @@ class RecommenderStack:
         named = {"transitions": transitions, "trending": TrendingArm(), config.session_model: self.session_model}
         arms = config.arms() if config.experiment != "off" else (config.session_model,)
         self.experiment = SessionExperiment(
-            config, {arm: named.get(arm) or _session_knn(config) for arm in arms}, config.session_model,
+            config, {arm: named.get(arm) or vsknn(config) for arm in arms}, config.session_model,
             labels=(transitions.name, self.session_model.name, self.trending.name, self.user_model.name),
         )
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
@@ -367,14 +368,6 @@ class RecommenderStack:
             for kind, n in model.size().items():
                 sizes[kind] = max(sizes.get(kind, 0), n)
         return sizes
-
-
-def _session_knn(config: StackConfig) -> SessionKNN:
-    """V-SKNN as docs/evaluation.md measured it."""
-    return SessionKNN(
-        k=100, sample_size=500, similarity="vec", weighting="div", max_sessions=config.max_sessions,
-        session_ttl_s=config.session_ttl_s,
-    )
 
 
 def _intern_ids(event: Event) -> None:

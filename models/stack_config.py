@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SessionModelName = Literal["transitions", "vsknn"]  # docs/evaluation.md compares them
+SessionModelName = Literal["transitions", "vsknn", "session_blend"]  # docs/evaluation.md compares them
 ExperimentName = Literal["off", "thompson", "ucb", "ab"]  # how a session's list strategy is chosen
 RewardName = Literal["click", "add_to_cart", "purchase"]  # what the strategy bandit counts as a success
 #: The strategies a session list can be filled by (models/strategies.py).

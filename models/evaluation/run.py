@@ -28,6 +28,8 @@ from shopstream.models.events import Event
 from shopstream.models.mf import ImplicitMF
 from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
+from shopstream.models.session_models import build_session_model
+from shopstream.models.stack_config import StackConfig
 from shopstream.models.transitions import ItemTransitions
 
 #: Online Retail's test part starts here (baselines.md).
@@ -58,6 +60,8 @@ def default_session_models() -> dict[str, Callable[[], Model]]:
         ),
         # The worker's default session model; its defaults were chosen on the last day of the train file.
         "transitions": ItemTransitions,
+        # The worker's opt-in blend, built as the worker builds it (on this run's own transitions model).
+        "session_blend": lambda: build_session_model(StackConfig(session_model="session_blend"), ItemTransitions()),
         "popularity": Popularity,
         "recent_popularity": RecentPopularity,
     }

@@ -14,6 +14,7 @@ from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import Event, parse_event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.propensity import SessionPropensity
+from shopstream.models.session_blend import SessionBlend
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.stack_config import SessionModelName, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
@@ -97,14 +98,22 @@ def test_serving_is_read_only(session_model: str, index: int) -> None:
         assert serve(served, events) == serve(untouched, events)
 
 
+def item_bound(model: Model) -> int:
+    """A session-kNN's item index holds the items of the sessions it holds; a blend's, its components'."""
+    if isinstance(model, SessionKNN):
+        return CAP * model.window
+    if isinstance(model, SessionBlend):
+        return max(item_bound(component) for component in model.components)
+    return CAP
+
+
 @pytest.mark.parametrize(("session_model", "index"), model_ids())
 def test_caps_hold_on_a_long_stream(session_model: str, index: int) -> None:
     model = stack_models(session_model, cap=CAP)[index]
     model.learn_many(stream(6000))
     sizes = model.size()
     bounds = {kind: CAP for kind in sizes}
-    if isinstance(model, SessionKNN):  # its item index holds the items of the sessions it holds
-        bounds["items"] = CAP * model.window
+    bounds["items"] = item_bound(model)
     assert sizes and all(n <= bounds[kind] for kind, n in sizes.items()), sizes
     assert sum(model.evictions().values()) > 0  # the stream is longer than the caps: something was dropped
 

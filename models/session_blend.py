@@ -1,0 +1,175 @@
+"""Next items from transitions and session-kNN together, weighted by how well each has been predicting.
+
+No single session model wins on every shop: item-to-item transitions are strong where the next click
+follows the last one, session-kNN where whole sessions resemble each other, and which of them leads
+(and by how much) changes from log to log. So the blend scores each component prequentially while it
+learns — before learning a click of a known session it asks each component for that session's list
+of 20 and keeps a decayed hit-rate (the click in the list or not) — and weighs the components by
+those hit-rates. Each component's scores are normalised to sum to one over its list, so the weights, not the
+components' scales, decide.
+
+Scoring every click would double the cost of learning, so only every ``score_every``-th positive
+click of a known session is scored (a deterministic count: runs repeat exactly). The blend holds no
+state per session or item of its own; its memory is its components' (each capped) plus a few floats.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+
+from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
+from shopstream.models.events import Event
+from shopstream.models.session_knn import SessionKNN
+from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
+
+#: The list length the components are scored at: the served list's length.
+SCORED_K = 20
+
+
+def default_knns(window: int = 50, max_sessions: int = 200_000) -> tuple[SessionKNN, SessionKNN]:
+    """V-SKNN (session-rec's defaults, with IDF) and V-STAN (its shipped YOOCHOOSE weights), both with
+    V-SKNN's neighbourhood (100 of the 500 most recent sessions): the pair was picked on the last day of
+    YOOCHOOSE's train file, never its test file (docs/evaluation.md)."""
+    common = {"k": 100, "sample_size": 500, "window": window, "max_sessions": max_sessions}
+    return (
+        SessionKNN(similarity="vec", weighting="div", idf_weighting=1.0, **common),
+        SessionKNN(similarity="cosine", lambda_spw=4, lambda_snh=5, lambda_inh=4, lambda_ipw=1e-5, idf_weighting=1.0,
+                   **common),
+    )
+
+
+class SessionBlend(SessionRecommender, ItemRecommender):
+    """Transitions and session-kNN scores added with weights learned online from their hit-rates.
+
+    Parameters
+    ----------
+    transitions
+        The item-to-item model; it also serves the similar-items lists (``similar_items``).
+    others
+        The other components: by default :func:`default_knns`, a V-SKNN and a V-STAN.
+    depth
+        Candidates taken from each component's list before blending.
+    score_every
+        One positive click of a known session in this many is scored for the weights.
+    half_life
+        Scored clicks after which a component's past hits weigh half.
+    power
+        Weights are the components' hit-rates to this power, normalised: 1 blends in proportion,
+        large values pick the leader.
+
+    Examples
+    --------
+    >>> from shopstream.models.events import Event
+    >>> model = SessionBlend(score_every=1)
+    >>> clicks = [("s1", "a"), ("s1", "b"), ("s2", "a"), ("s2", "b"), ("s3", "a"), ("s3", "c"), ("s4", "a")]
+    >>> for n, (session, item) in enumerate(clicks):
+    ...     model.learn_one(Event(f"e{n}", 1e9 + n, session, "view", item))
+    >>> [item for item, _ in model.recommend_session("s4", 2)]
+    ['b', 'c']
+    >>> [round(w, 2) for w in model.weights()]
+    [0.33, 0.33, 0.33]
+    >>> model.recommend_session("unknown", 2)
+    []
+    """
+
+    name = "session_blend"
+    exact_serving = ItemTransitions.exact_serving  # serving reads the transitions' vote cache
+
+    def __init__(
+        self,
+        transitions: ItemTransitions | None = None,
+        others: Sequence[SessionRecommender] | None = None,
+        depth: int = 100,
+        score_every: int = 50,
+        half_life: float = 500.0,
+        power: float = 2.0,
+    ) -> None:
+        if min(depth, score_every) < 1 or half_life <= 0 or power <= 0:
+            raise ValueError("depth, score_every, half_life and power must be positive")
+        self.transitions = transitions or ItemTransitions()
+        self.components: tuple[SessionRecommender, ...] = (self.transitions, *(others or default_knns()))
+        self.depth = depth
+        self.score_every = score_every
+        self.power = power
+        self._decay = 0.5 ** (1.0 / half_life)
+        self._hits = [0.0] * len(self.components)  # decayed counts of hits
+        self._scored = 0.0  # decayed count of scored clicks
+        self._known_clicks = 0  # positive clicks of known sessions seen: every score_every-th is scored
+
+    # -- learning -------------------------------------------------------------------------------
+
+    def learn_one(self, event: Event) -> None:
+        self.learn_many([event])
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Learn in order; the batch is handed to the components in runs that end before each scored click."""
+        pending: list[Event] = []
+        pending_sessions: set[str] = set()  # sessions with a positive click in ``pending``
+        for event in events:
+            if event.type in POSITIVE_TYPES:
+                sid = event.session_id
+                if sid in pending_sessions or self.transitions.session_items(sid):
+                    self._known_clicks += 1
+                    if self._known_clicks % self.score_every == 0:
+                        self._learn_components(pending)
+                        pending, pending_sessions = [], set()
+                        self._score(event)
+                pending_sessions.add(sid)
+            pending.append(event)
+        self._learn_components(pending)
+
+    def _learn_components(self, events: list[Event]) -> None:
+        if events:
+            for component in self.components:
+                component.learn_many(events)
+
+    def _score(self, event: Event) -> None:
+        decay = self._decay
+        self._scored = decay * self._scored + 1.0
+        item = event.item_id
+        for i, component in enumerate(self.components):
+            hit = any(candidate == item for candidate, _ in component.recommend_session(event.session_id, SCORED_K))
+            self._hits[i] = decay * self._hits[i] + hit
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def weights(self) -> list[float]:
+        """Each component's current weight, in ``components`` order (equal until a scored click has a hit)."""
+        strengths = [(h / self._scored) ** self.power if self._scored else 0.0 for h in self._hits]
+        total = sum(strengths)
+        return [w / total for w in strengths] if total else [1.0 / len(strengths)] * len(strengths)
+
+    def recommend_session(self, session_id: str, k: int) -> list[Scored]:
+        if k < 1:
+            return []
+        depth = max(k, self.depth)
+        scores: dict[str, float] = {}
+        get = scores.get
+        for component, weight in zip(self.components, self.weights(), strict=True):
+            ranked = component.recommend_session(session_id, depth)
+            total = sum(score for _, score in ranked)
+            if not ranked or total <= 0.0 or weight == 0.0:
+                continue
+            scale = weight / total
+            for item, score in ranked:
+                scores[item] = get(item, 0.0) + score * scale
+        return heapq.nlargest(k, scores.items(), key=itemgetter(1))
+
+    def similar_items(self, item_id: str, k: int) -> list[Scored]:
+        return self.transitions.similar_items(item_id, k)
+
+    def size(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for component in self.components:
+            for kind, n in component.size().items():
+                sizes[kind] = max(sizes.get(kind, 0), n)
+        return sizes
+
+    def evictions(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for component in self.components:
+            for kind, n in component.evictions().items():
+                totals[kind] = totals.get(kind, 0) + n
+        return totals
