@@ -42,9 +42,6 @@ app = faust.App(
     value_serializer="raw",
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
-    # Records prefetched per stream: Faust's default 4,096 is ~100 MB of the bench's catch-up records
-    # (~170 events each) held in memory; four batches keep the worker fed.
-    stream_buffer_maxsize=4 * settings.batch_max_records,
     web_host=settings.web_host,
     web_bind=settings.web_host,  # web_host only names the server in URLs; web_bind is the listen address
     web_port=settings.web_port,

@@ -22,7 +22,7 @@ class EventsReader:
 
     def __init__(
         self, bootstrap: str, topic: str, handler: BatchHandler, max_records: int, within_s: float,
-        max_bytes: int = 64 * 2**20, **options: Any,
+        max_bytes: int = 16 * 2**20, **options: Any,
     ) -> None:
         """``options``: the clients' connection options (``CommonSettings.kafka_security_options``)."""
         self.topic, self.handler, self.max_records = topic, handler, max_records
