@@ -159,12 +159,14 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20
     return records
 
 
-def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """The first truthy value of ``predicate()``, polled every 0.2 s; AssertionError after ``timeout_s``."""
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition",  # type: ignore[no-untyped-def]
+             pipeline: Pipeline | None = None):
+    """The first truthy value of ``predicate()``, polled every 0.2 s; AssertionError after ``timeout_s``, with the
+    pipeline's log tails if one is given."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{pipeline.tail()}" if pipeline else ""))

@@ -22,7 +22,7 @@ from shopstream.bench.scrape import samples
 from shopstream.config.topics import ensure_topics
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.checkpoint import KafkaCheckpointStore
-from tests.pipeline import Pipeline, _wait_ready, start_pipeline, start_process, stop_pipeline
+from tests.pipeline import Pipeline, _wait_ready, start_pipeline, start_process, stop_pipeline, wait_for
 
 
 async def test_store_keeps_the_last_whole_checkpoint(kafka_bootstrap: str) -> None:
@@ -69,15 +69,6 @@ def gauge(pipeline: Pipeline, name: str, labels: tuple = ()) -> float:
     return samples(pipeline.metrics(), name).get(labels, 0.0)
 
 
-def wait_until(predicate, timeout_s: float, what: str, pipeline: Pipeline) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{pipeline.tail()}")
-
-
 def send(pipeline: Pipeline, events: list[dict]) -> None:
     for i in range(0, len(events), 500):
         response = pipeline.post(b"\n".join(orjson.dumps(e) for e in events[i : i + 500]), "application/x-ndjson")
@@ -88,15 +79,20 @@ def learned(pipeline: Pipeline) -> float:
     return gauge(pipeline, "shopstream_model_learned_events")
 
 
+def learn_and_checkpoint(pipeline: Pipeline, events: list[dict]) -> None:
+    """Send the events and wait until the worker learned them and took a checkpoint."""
+    send(pipeline, events)
+    wait_for(lambda: learned(pipeline) == len(events), 60, f"{len(events)} events learned", pipeline)
+    wait_for(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > 0, 30,
+             "a checkpoint", pipeline)
+
+
 def test_killed_worker_comes_back_warm_and_learns_every_event_once(checkpointing: Pipeline, tmp_path: Path) -> None:
     pipeline = checkpointing
     traffic = SyntheticTraffic(seed=11, start_ts=time.time() - 900, rate=5).take(4500)
-    send(pipeline, traffic[:2000])
-    wait_until(lambda: learned(pipeline) == 2000, 60, "2000 events learned", pipeline)
-    wait_until(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > 0, 30,
-               "a checkpoint", pipeline)
+    learn_and_checkpoint(pipeline, traffic[:2000])
     send(pipeline, traffic[2000:3000])
-    wait_until(lambda: learned(pipeline) == 3000, 60, "3000 events learned", pipeline)
+    wait_for(lambda: learned(pipeline) == 3000, 60, "3000 events learned", pipeline)
     items_before = gauge(pipeline, "shopstream_model_entities", (("kind", "items"),))
 
     pipeline.processes["worker"].send_signal(signal.SIGKILL)
@@ -105,12 +101,12 @@ def test_killed_worker_comes_back_warm_and_learns_every_event_once(checkpointing
     start_process(pipeline, "worker", tmp_path)
     _wait_ready(pipeline, "worker", pipeline.worker_url)
     # Warm before any new event: the restored stack knows what the killed one knew.
-    wait_until(lambda: learned(pipeline) == 3000, 30, "the restored state", pipeline)
+    wait_for(lambda: learned(pipeline) == 3000, 30, "the restored state", pipeline)
     assert gauge(pipeline, "shopstream_model_entities", (("kind", "items"),)) == items_before
-    wait_until(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 30, "the catch-up", pipeline)
+    wait_for(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 30, "the catch-up", pipeline)
 
     send(pipeline, traffic[3000:])
-    wait_until(lambda: learned(pipeline) >= 4500, 60, "4500 events learned", pipeline)
+    wait_for(lambda: learned(pipeline) >= 4500, 60, "4500 events learned", pipeline)
     time.sleep(6)  # a redelivered tail learned twice would show on the next export of the gauge
     assert learned(pipeline) == 4500
 
@@ -123,10 +119,7 @@ def sessions_written(pipeline: Pipeline, events: list[dict]) -> bool:
 def test_a_worker_joins_warm_and_leaves_without_losing_anything(checkpointing: Pipeline, tmp_path: Path) -> None:
     pipeline = checkpointing
     traffic = SyntheticTraffic(seed=12, start_ts=time.time() - 900, rate=5).take(4000)
-    send(pipeline, traffic[:2000])
-    wait_until(lambda: learned(pipeline) == 2000, 60, "2000 events learned", pipeline)
-    wait_until(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > 0, 30,
-               "a checkpoint", pipeline)
+    learn_and_checkpoint(pipeline, traffic[:2000])
 
     port = processes.free_port()
     joiner = Pipeline(**{**pipeline.__dict__, "worker_url": f"http://127.0.0.1:{port}", "logs": {}, "processes": {},
@@ -137,19 +130,19 @@ def test_a_worker_joins_warm_and_leaves_without_losing_anything(checkpointing: P
     try:
         _wait_ready(joiner, "worker", joiner.worker_url)
         # Warm from the first worker's checkpoint: it knows the first 2000 events without reading them all again.
-        wait_until(lambda: learned(joiner) == 2000, 60, "the joiner's restored state", joiner)
+        wait_for(lambda: learned(joiner) == 2000, 60, "the joiner's restored state", joiner)
         assert "restored the checkpoint of" in joiner.logs["worker"].read_text()
         assert gauge(joiner, "shopstream_restore_backlog_records") == 0  # nothing read again: the checkpoint had it
         slots = "shopstream_key_slots_held"
-        wait_until(lambda: gauge(pipeline, slots) >= 1 and gauge(joiner, slots) >= 1, 60, "slots dealt", pipeline)
+        wait_for(lambda: gauge(pipeline, slots) >= 1 and gauge(joiner, slots) >= 1, 60, "slots dealt", pipeline)
         assert gauge(pipeline, slots) + gauge(joiner, slots) == 4
         send(pipeline, traffic[2000:3000])
-        wait_until(lambda: learned(pipeline) == learned(joiner) == 3000, 60, "both learned 3000", pipeline)
-        wait_until(lambda: sessions_written(pipeline, traffic[2000:3000]), 30, "the new sessions' lists", pipeline)
+        wait_for(lambda: learned(pipeline) == learned(joiner) == 3000, 60, "both learned 3000", pipeline)
+        wait_for(lambda: sessions_written(pipeline, traffic[2000:3000]), 30, "the new sessions' lists", pipeline)
     finally:
         processes.stop(joiner.processes["worker"])
     # The first worker takes every slot back and writes every new session's list.
-    wait_until(lambda: gauge(pipeline, "shopstream_key_slots_held") == 4, 60, "the slots back", pipeline)
+    wait_for(lambda: gauge(pipeline, "shopstream_key_slots_held") == 4, 60, "the slots back", pipeline)
     send(pipeline, traffic[3000:])
-    wait_until(lambda: sessions_written(pipeline, traffic[3000:]), 30, "the last sessions' lists", pipeline)
-    wait_until(lambda: learned(pipeline) == 4000, 30, "4000 events learned", pipeline)
+    wait_for(lambda: sessions_written(pipeline, traffic[3000:]), 30, "the last sessions' lists", pipeline)
+    wait_for(lambda: learned(pipeline) == 4000, 30, "4000 events learned", pipeline)

@@ -20,7 +20,7 @@ from shopstream.config.settings import WorkerSettings
 from shopstream.streams.redis_sink import EPOCH_KEY
 from shopstream.streams.shutdown import EXIT_ABANDONED
 from shopstream.streams.worker import build_sink
-from tests.pipeline import Pipeline, start_pipeline, start_process, stop_pipeline
+from tests.pipeline import Pipeline, start_pipeline, start_process, stop_pipeline, wait_for
 from tests.private_redis import PrivateRedis, private_redis
 from tests.servers import RedisTarget
 
@@ -35,15 +35,6 @@ def session_events(session: str, items: list[str]) -> list[dict[str, object]]:
     now = time.time()
     return [{"event_id": f"{session}-{i}", "ts": now + i * 0.01, "session_id": session, "type": "view",
              "item_id": item, "category": "c1"} for i, item in enumerate(items)]
-
-
-def wait_for(predicate, timeout_s: float, what: str, pipeline: Pipeline):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{pipeline.tail()}")
 
 
 def redis_errors(pipeline: Pipeline) -> float:
