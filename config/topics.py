@@ -45,10 +45,22 @@ def members_topic(settings: WorkerSettings) -> str:
 
 async def ensure_worker_topics(settings: WorkerSettings) -> None:
     """The members topic (one partition per key slot) and the checkpoint topic (one partition, compacted:
-    only each key's latest value is needed)."""
+    only each key's latest value is needed). A members topic made earlier with another partition count would
+    leave slots no worker holds (their keys never written): the worker refuses to start."""
     options = settings.kafka_security_options()
-    await ensure_topics(settings.kafka_bootstrap_servers, [members_topic(settings)], settings.topic_partitions,
-                        **options)
+    members = members_topic(settings)
+    await ensure_topics(settings.kafka_bootstrap_servers, [members], settings.topic_partitions, **options)
     await ensure_topics(
         settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}, **options
     )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([members])
+    finally:
+        await admin.close()
+    if (found := len(described["partitions"])) != settings.topic_partitions:
+        raise SystemExit(
+            f"the members topic {members} has {found} partitions but SHOPSTREAM_TOPIC_PARTITIONS is "
+            f"{settings.topic_partitions}: every worker of a group must use the topic's count (docs/operations.md)"
+        )

@@ -19,7 +19,8 @@ import pytest
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import samples
-from shopstream.config.topics import ensure_topics
+from shopstream.config.settings import WorkerSettings
+from shopstream.config.topics import ensure_topics, ensure_worker_topics
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.checkpoint import KafkaCheckpointStore
 from tests.pipeline import Pipeline, _wait_ready, start_pipeline, start_process, stop_pipeline, wait_for
@@ -146,3 +147,12 @@ def test_a_worker_joins_warm_and_leaves_without_losing_anything(checkpointing: P
     send(pipeline, traffic[3000:])
     wait_for(lambda: sessions_written(pipeline, traffic[3000:]), 30, "the last sessions' lists", pipeline)
     wait_for(lambda: learned(pipeline) == 4000, 30, "4000 events learned", pipeline)
+
+
+async def test_a_worker_refuses_a_members_topic_of_another_slot_count(kafka_bootstrap: str) -> None:
+    app_id = f"test-slots-{uuid.uuid4().hex[:8]}"
+    settings = WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, app_id=app_id, topic_partitions=4)
+    await ensure_worker_topics(settings)
+    with pytest.raises(SystemExit, match="has 4 partitions but SHOPSTREAM_TOPIC_PARTITIONS is 6"):
+        await ensure_worker_topics(WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, app_id=app_id,
+                                                  topic_partitions=6))
