@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import Event, parse_event
 from shopstream.models.stack_config import StackConfig
@@ -59,3 +61,15 @@ def test_a_forked_snapshot_dumps_what_the_stack_holds_at_the_fork() -> None:
     lists(stack, events[2000:])  # the worker learns on while the child dumps its copy
     assert snapshot.payload() == expected
     assert load_stack(expected).learned == 2000
+
+
+@pytest.mark.parametrize("config", [
+    StackConfig(session_model="vsknn"), StackConfig(session_model="session_blend"), StackConfig(experiment="thompson"),
+], ids=["vsknn", "session_blend", "experiment"])
+def test_every_selectable_stack_checkpoints_and_serves_on(config: StackConfig) -> None:
+    events = stream(3000)
+    uninterrupted, checkpointed = RecommenderStack(config), RecommenderStack(config)
+    lists(uninterrupted, events[:2000])
+    lists(checkpointed, events[:2000])
+    restored = load_stack(dump_stack(checkpointed))
+    assert lists(restored, events[2000:]) == lists(uninterrupted, events[2000:])
