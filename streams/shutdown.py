@@ -1,13 +1,11 @@
-"""Bounded shutdown: a stopping worker that cannot finish its write in time exits without committing it.
+"""Bounded shutdown: a stopping worker that has not exited within its bound ends without finishing its stop.
 
-Faust stops by waiting until every record taken was acknowledged (``Consumer.wait_empty``), then commits and
-cancels the agent. With Redis down that wait never ends, because the writer retries the batch until it is
-stored; cancelling the write instead would let ``take_events`` acknowledge, and Faust commit, a batch never
-written. So the bound is enforced from outside the stop: when the app starts stopping, :func:`arm` starts a
-timer thread (not a task: a batch step may hold the event loop's attention, and the loop may be the thing
-stuck) that ends the process with :data:`EXIT_ABANDONED` if it still runs after the timeout. ``os._exit``
-skips the rest of Faust's stop, so the abandoned batch is neither acknowledged nor committed: the worker that
-takes the partition next reads it again (at-least-once), and the events' ids make the replay harmless.
+Stopping cancels the events reader, and with it a write being retried; but anything else can hold a stop (a
+step in the step thread, a service that does not answer). So the bound is enforced from outside the stop:
+when the app starts stopping, :func:`arm` starts a timer thread (not a task: the event loop may be the thing
+stuck) that ends the process with :data:`EXIT_ABANDONED` if it still runs after the timeout. Nothing is lost:
+progress lives in the checkpoints, taken between written batches, so the next start reads an abandoned
+batch's events again (at-least-once), and their ids keep them from being learned twice.
 """
 
 from __future__ import annotations
