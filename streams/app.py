@@ -15,6 +15,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Coroutine
 
 import faust
 from aiokafka.errors import KafkaError
@@ -76,7 +77,7 @@ checkpoints = KafkaCheckpointStore(
     **settings.kafka_security_options(),
 )
 started_at = time.monotonic()
-background: set[asyncio.Task[int]] = set()  # republishing tasks, referenced until done
+background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done
 restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
@@ -101,10 +102,7 @@ async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs:
         handler.stack.owner = KeyOwner(settings.topic_partitions, held)
     metrics.SLOTS_HELD.set(len(held))
     if gained:
-        background.add(task := asyncio.get_running_loop().create_task(
-            republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained))
-        ))
-        task.add_done_callback(background.discard)
+        in_background(republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained)))
 
 
 @app.task
@@ -116,13 +114,19 @@ async def learn_and_serve() -> None:
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
-        asyncio.get_running_loop().create_task(note_caught_up())
+        in_background(note_caught_up())
         await reader.run()
     except Exception:
         app.log.exception("reading the events topic failed; exiting")
         os._exit(1)
     finally:
         await reader.stop()
+
+
+def in_background(work: Coroutine[object, object, object]) -> None:
+    """Run ``work`` beside the worker's loop, holding the task until it is done (the loop keeps only weak ones)."""
+    background.add(task := asyncio.get_running_loop().create_task(work))
+    task.add_done_callback(background.discard)
 
 
 async def note_caught_up() -> None:
