@@ -73,7 +73,9 @@ class SessionExperiment:
             return self.default, 1.0
         assigned = self._assigned.peek(session_id)
         if assigned is None:
-            assigned = self.bandit.choose(session_id)
+            # A session whose key moved from another worker keeps the strategy its impressions named.
+            shown = self.attribution.last_shown(session_id, "session")
+            assigned = shown if shown is not None and shown[0] in self.arms else self.bandit.choose(session_id)
         self._assigned.set(session_id, assigned, now)  # kept while the session is active
         return assigned
 

@@ -11,6 +11,7 @@ import pytest
 
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import parse_event
+from shopstream.models.ownership import KeyOwner
 from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import ClickModel, SyntheticTraffic
 
@@ -73,3 +74,28 @@ def test_off_serves_the_session_model_with_propensity_one() -> None:
     assert history[-1]["allocation"] == {"transitions": 1.0}
     assert set(stack.experiment.arms) == {"transitions"}
     assert history[-1]["outcomes"]["session", "transitions", "impression"] > 0  # counted whatever the mode
+
+
+def test_a_session_keeps_its_strategy_when_its_key_moves_to_another_worker() -> None:
+    """Two workers learn every event and each writes the sessions of its slot; halfway they swap slots. A
+    session's strategy comes with it: the new writer reads it from the impressions every worker learned."""
+    workers = [RecommenderStack(StackConfig(experiment="thompson")) for _ in range(2)]
+    traffic = iter(SyntheticTraffic(seed=1, start_ts=1.7e9, rate=200.0))
+    clicks = ClickModel(QUALITY, seed=2)
+    feedback: list[dict[str, Any]] = []
+    first_seen: dict[str, tuple[str, float]] = {}
+    served_before, served_after = set(), set()
+    for step in range(8):
+        for slot, stack in enumerate(workers):
+            stack.owner = KeyOwner(2, frozenset({slot if step < 4 else 1 - slot}))
+        raw = [next(traffic) for _ in range(500)]
+        batch, feedback = feedback + raw, []
+        for stack in workers:
+            for rec in stack.process([(parse_event(e, now=math.inf), 0.0) for e in batch]).lists:
+                if rec.kind == "session":
+                    assert rec.extra is not None
+                    chosen = (rec.extra["strategy"], rec.extra["propensity"])
+                    assert first_seen.setdefault(rec.id, chosen) == chosen, rec.id
+                    (served_before if step < 4 else served_after).add(rec.id)
+                    feedback += clicks.respond(rec.id, {"items": rec.items, **rec.extra}, raw[-1]["ts"])
+    assert len(served_before & served_after) > 50  # sessions that were written by both workers
