@@ -2,7 +2,8 @@
 
 With ``StackConfig.experiment`` off, every session is served the configured session model with propensity 1;
 otherwise each new session is assigned one of ``experiment_arms`` by the bandit (Thompson sampling, UCB or a
-fixed A/B split, :mod:`shopstream.models.bandit`) and keeps it for its lifetime, so a shopper sees one
+fixed A/B split, :mod:`shopstream.models.bandit`) and keeps it for its lifetime (also when its key moves to
+another worker, which reads the strategy back from the session's impressions), so a shopper sees one
 strategy's lists and its clicks say something about that strategy. The bandit learns from the attributed
 outcomes of session lists (:mod:`shopstream.models.attribution`): each impression is a trial, each
 ``experiment_reward`` (click, add-to-cart or purchase) a success.
