@@ -30,6 +30,20 @@ async def ensure_topics(
         await admin.close()
 
 
+async def topic_partitions(bootstrap: str, topic: str, **options: Any) -> list[int]:
+    """The topic's partition numbers, from the broker; raises if the topic cannot be described."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    numbers = sorted(p["partition"] for p in described["partitions"])
+    if described["error_code"] or not numbers:
+        raise RuntimeError(f"the topic {topic} cannot be read (error {described['error_code']})")
+    return numbers
+
+
 async def ensure_pipeline_topics(settings: CommonSettings) -> None:
     """The events and dead-letter topics, with the configured partition count."""
     await ensure_topics(
@@ -53,13 +67,8 @@ async def ensure_worker_topics(settings: WorkerSettings) -> None:
     await ensure_topics(
         settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}, **options
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([members])
-    finally:
-        await admin.close()
-    if (found := len(described["partitions"])) != settings.topic_partitions:
+    found = len(await topic_partitions(settings.kafka_bootstrap_servers, members, **options))
+    if found != settings.topic_partitions:
         raise SystemExit(
             f"the members topic {members} has {found} partitions but SHOPSTREAM_TOPIC_PARTITIONS is "
             f"{settings.topic_partitions}: every worker of a group must use the topic's count (docs/operations.md)"

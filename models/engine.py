@@ -172,6 +172,8 @@ class RecommenderStack:
         self._advance(now)
         periods = self.forecaster.periods
         fresh: list[Event] = []
+        # Whose each key id is, decided once per batch however many of its events touch it.
+        owned: dict[str, bool] = {}
         owns = self.owner
         live: dict[tuple[str, str], None] = {}
         for event, origin in batch:
@@ -202,7 +204,10 @@ class RecommenderStack:
                     keys.append(("forecast_category", event.category))
             for key in keys:
                 live[key] = None
-                if not owns(key[1]):  # another worker writes this list
+                mine = owned.get(key[1])
+                if mine is None:
+                    mine = owned[key[1]] = owns(key[1])
+                if not mine:  # another worker writes this list
                     continue
                 if key[0] in self._throttle.intervals:  # a kind with a refresh interval waits its turn
                     self._throttle.mark(key, origin, event.ts)

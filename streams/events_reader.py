@@ -12,8 +12,8 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from shopstream.config.topics import topic_partitions
 from shopstream.streams.batch import BatchHandler, Record
 
 
@@ -27,12 +27,12 @@ class EventsReader:
         """``options``: the clients' connection options (``CommonSettings.kafka_security_options``)."""
         self.topic, self.handler, self.max_records = topic, handler, max_records
         self.within_ms = max(1, round(within_s * 1000))
+        self.bootstrap, self._options = bootstrap, options
         self._config: dict[str, object] = {
             "bootstrap_servers": bootstrap, "enable_auto_commit": False, "auto_offset_reset": "earliest",
             "fetch_max_bytes": max_bytes, "max_partition_fetch_bytes": max_bytes // 4,
             "fetch_max_wait_ms": self.within_ms, **options,
         }
-        self._options = options
         self.consumer: AIOKafkaConsumer | None = None  # made in start(): aiokafka needs the running loop
         self.partitions: list[TopicPartition] = []
         self.backlog = 0  # records between the start offsets and the topic's end when the reader started
@@ -41,7 +41,8 @@ class EventsReader:
 
     async def start(self) -> None:
         """Assign every partition, each at the offset the state covers (the earliest kept if none)."""
-        self.partitions = [TopicPartition(self.topic, p) for p in await self._partition_numbers()]
+        numbers = await topic_partitions(self.bootstrap, self.topic, **self._options)
+        self.partitions = [TopicPartition(self.topic, p) for p in numbers]
         self.consumer = AIOKafkaConsumer(**self._config)
         await self.consumer.start()
         self.consumer.assign(self.partitions)
@@ -54,18 +55,6 @@ class EventsReader:
         positions = {tp: await self.consumer.position(tp) for tp in self.partitions}
         self.backlog = sum(max(0, end - positions[tp]) for tp, end in self._start_ends.items())
         self._check_caught_up(positions)
-
-    async def _partition_numbers(self) -> list[int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._config["bootstrap_servers"], **self._options)
-        await admin.start()
-        try:
-            (described,) = await admin.describe_topics([self.topic])
-        finally:
-            await admin.close()
-        numbers = sorted(p["partition"] for p in described["partitions"])
-        if described["error_code"] or not numbers:
-            raise RuntimeError(f"the events topic {self.topic} cannot be read (error {described['error_code']})")
-        return numbers
 
     def _check_caught_up(self, positions: dict[TopicPartition, int]) -> None:
         if all(positions[tp] >= end for tp, end in self._start_ends.items()):
