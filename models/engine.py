@@ -5,6 +5,13 @@ what is served online. Each event of a batch first scores the lists its session 
 actually shown (predict before learn), then every model learns the batch in order (``learn_many``:
 the matrix factorisation in one vectorised step), then each touched session, user, item and
 category gets its list recomputed once.
+
+A batch is learned in two tiers. The session tier (the session models, the purchase propensity and
+trending, which tops session lists up) learns it at once and rebuilds the touched session lists: what a shopper sees next. The deferred tier
+(user, item and forecast models, and every list but the session lists) learns the events it has pending when the
+caller asks (:meth:`RecommenderStack.process_deferred`): a worker under live load gathers them into
+fewer, larger steps, where a list recomputed or a vectorised update costs less per event. ``process``
+runs both tiers on each batch.
 """
 
 from __future__ import annotations
@@ -102,9 +109,17 @@ class RecommenderStack:
             config, {arm: named.get(arm) or vsknn(config) for arm in arms}, config.session_model,
             labels=(transitions.name, self.session_model.name, self.trending.name, self.user_model.name),
         )
-        parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
-                 self.propensity, *self.experiment.arms.values())
+        # Trending tops up every session list: it learns with the session models.
+        session_tier = (self.session_model, self.propensity, self.trending, *self.experiment.arms.values())
+        parts = (*session_tier, self.item_model, self.trending, self.user_model, self.forecaster)
         self.models = list({id(m): m for m in parts}.values())
+        self._session_tier = self.models[: len({id(m) for m in session_tier})]
+        self._deferred_tier = self.models[len(self._session_tier) :]
+        # The deferred tier's backlog: events the session tier learned, the keys they touched (earliest
+        # origin each) and their earliest origin.
+        self._deferred_events: list[Event] = []
+        self._deferred_touched: dict[tuple[str, str], float] = {}
+        self._deferred_origin = math.inf
         self.scores = OnlineScores(ks=(10, 20))
         self._seen = SeenIds(config.dedupe_window)
         # The keys this stack writes; the worker narrows it to its slots (models/ownership.py).
@@ -165,12 +180,19 @@ class RecommenderStack:
         self._builders = self._list_builders()
 
     def process(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
-        """Learn a batch of ``(event, origin_time)`` in order and return the lists it changed."""
+        """Learn a batch of ``(event, origin_time)`` in order, in both tiers, and return the lists it changed."""
+        out = self.process_sessions(batch)
+        out.lists += self.process_deferred().lists
+        return out
+
+    def process_sessions(self, batch: Sequence[tuple[Event, float]]) -> BatchOutput:
+        """The session tier of :meth:`process`: the session lists the batch changed; the rest waits for
+        :meth:`process_deferred`."""
         out = BatchOutput()
         touched: dict[tuple[str, str], float] = {}
+        deferred = self._deferred_touched
         now = max((event.ts for event, _ in batch), default=0.0)
         self._advance(now)
-        periods = self.forecaster.periods
         fresh: list[Event] = []
         # Whose each key id is, decided once per batch however many of its events touch it.
         owned: dict[str, bool] = {}
@@ -191,6 +213,7 @@ class RecommenderStack:
                     self._last_category.set(event.session_id, event.category, event.ts)
             else:
                 out.duplicates[event.type] += 1
+            self._deferred_origin = min(self._deferred_origin, origin)
             if event.type == "impression":  # exposure, not interest: no model's list changes (attribution counts it)
                 continue
             keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]
@@ -211,26 +234,46 @@ class RecommenderStack:
                     continue
                 if key[0] in self._throttle.intervals:  # a kind with a refresh interval waits its turn
                     self._throttle.mark(key, origin, event.ts)
-                elif key not in touched or origin < touched[key]:
-                    touched[key] = origin
+                else:
+                    tier = touched if key[0] == "session" else deferred
+                    if key not in tier or origin < tier[key]:
+                        tier[key] = origin
         self._note_live(live)
-        for model in self.models:  # models are independent: each learns the whole batch in order
+        for model in self._session_tier:  # models are independent: each learns the whole batch in order
             model.learn_many(fresh)
+        self._deferred_events += fresh
         self.learned += len(fresh)
         out.outcomes = self.experiment.learn_many(fresh, owns)
         out.allocation = self.experiment.allocation()
-        if self.forecaster.periods > periods and batch and owns("all"):
-            # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
-            touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
-        touched.update(self._throttle.due(now))
         out.lists = self._recompute_all(touched)
         out.scores = self.scores.drain()
         return out
 
+    def deferred_backlog(self) -> tuple[int, float]:
+        """Events the deferred tier has pending, and the earliest origin time among the batches since it
+        last ran (``inf`` when none came)."""
+        return len(self._deferred_events), self._deferred_origin
+
+    def process_deferred(self) -> BatchOutput:
+        """The deferred tier: its models learn the pending events, then the user, item, trending and
+        forecast lists they changed, and the throttled lists now due, are recomputed."""
+        events, self._deferred_events = self._deferred_events, []
+        touched, self._deferred_touched = self._deferred_touched, {}
+        origin, self._deferred_origin = self._deferred_origin, math.inf
+        periods = self.forecaster.periods
+        for model in self._deferred_tier:
+            model.learn_many(events)
+        if self.forecaster.periods > periods and self.owner("all"):
+            # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
+            touched.setdefault(("forecast_shop", "all"), origin)
+        touched.update(self._throttle.due(self._now))
+        return BatchOutput(lists=self._recompute_all(touched))
+
     def flush(self, now: float) -> BatchOutput:
-        """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
+        """The deferred tier's pending work and the throttled lists due by ``now`` (event time), for when no
+        batch comes to release them."""
         self._advance(now)
-        return BatchOutput(lists=self._recompute_all(dict(self._throttle.due(now))))
+        return self.process_deferred()
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
         # The user model scores all touched users together (one matrix product per chunk, not one per user).

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from shopstream.config.settings import WorkerSettings
 from shopstream.models.engine import RecommenderStack
-from shopstream.streams.batch import BatchHandler, DeadLetterSend
+from shopstream.streams.batch import BatchHandler, DeadLetterSend, DeferredPolicy
 from shopstream.streams.redis_cluster_sink import RedisClusterSink
 from shopstream.streams.redis_sink import RedisSink
 from shopstream.streams.sink import RetryingWriter, Sink
@@ -39,5 +39,6 @@ def build_handler(settings: WorkerSettings, sink: Sink, send_dead_letters: DeadL
     """A batch handler over a fresh model stack, writing through ``sink`` with the retry policy."""
     stack = RecommenderStack(settings.stack_config())
     return BatchHandler(
-        stack, RetryingWriter(sink), send_dead_letters, settings.batch_step_events, settings.event_limits()
+        stack, RetryingWriter(sink), send_dead_letters, settings.batch_step_events, settings.event_limits(),
+        DeferredPolicy(settings.deferred_max_events, settings.deferred_max_delay_s),
     )
