@@ -7,11 +7,11 @@ the matrix factorisation in one vectorised step), then each touched session, use
 category gets its list recomputed once.
 
 A batch is learned in two tiers. The session tier (the session models, the purchase propensity and
-trending, which tops session lists up) learns it at once and rebuilds the touched session lists: what a shopper sees next. The deferred tier
-(user, item and forecast models, and every list but the session lists) learns the events it has pending when the
-caller asks (:meth:`RecommenderStack.process_deferred`): a worker under live load gathers them into
-fewer, larger steps, where a list recomputed or a vectorised update costs less per event. ``process``
-runs both tiers on each batch.
+trending, which tops session lists up) learns it at once and rebuilds the touched session lists: what a
+shopper sees next. The deferred tier (user, item and forecast models, and every list but the session
+lists) learns the events it has pending when the caller asks (:meth:`RecommenderStack.process_deferred`):
+a worker under live load gathers them into fewer, larger steps, where a list recomputed or a vectorised
+update costs less per event. ``process`` runs both tiers on each batch.
 """
 
 from __future__ import annotations

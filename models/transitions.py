@@ -88,6 +88,14 @@ class NeighbourGraph:
             return []
         return sorted(edges.items(), key=itemgetter(1), reverse=True)[: self.max_neighbours]  # C sort
 
+    def strongest(self, src: str) -> dict[str, float]:
+        """The edges :meth:`neighbours` returns, unordered: what a reader that sums them needs, without the
+        sort when the item has no more than ``max_neighbours`` (a read-only view; callers must not change it)."""
+        edges = self._edges.peek(src)
+        if not edges or len(edges) <= self.max_neighbours:
+            return edges or {}
+        return dict(heapq.nlargest(self.max_neighbours, edges.items(), key=itemgetter(1)))
+
 
 class ItemTransitions(SessionRecommender, ItemRecommender):
     """Next items for a session from its recent items' transitions; similar items from co-visits.
@@ -248,14 +256,18 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         if votes is None:
             merged: dict[str, float] = {}
             built_from = 0.0
-            for edges, weight in ((self._next.neighbours(item), 1.0),
-                                  (self._covisit.neighbours(item), self.covisit_weight)):
-                total = sum(w for _, w in edges)
+            graphs = ((self._next.strongest(item), 1.0), (self._covisit.strongest(item), self.covisit_weight))
+            for edges, weight in graphs:
+                total = sum(edges.values())
                 if total > 0:
                     built_from += total * weight
                     scale = weight / total
-                    for other, w in edges:
-                        merged[other] = merged.get(other, 0.0) + w * scale
+                    if not merged:
+                        merged = {other: w * scale for other, w in edges.items()}
+                        continue
+                    get = merged.get
+                    for other, w in edges.items():
+                        merged[other] = get(other, 0.0) + w * scale
             votes = self._votes[item] = _Votes(merged, built_from)
         return votes.items
 
