@@ -99,7 +99,7 @@ class WorkerSettings(CommonSettings):
     batch_max_records: int = Field(200, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0, le=10)
     batch_step_events: int = Field(40_000, ge=1, le=1_000_000)
-    # When the deferred tier (user, item, trending, forecast lists) runs (streams/batch.py DeferredPolicy).
+    # When the deferred tier (every list but the session lists) runs: streams/batch.py DeferredPolicy.
     deferred_max_events: int = Field(5000, ge=1, le=1_000_000)
     deferred_max_delay_s: float = Field(0.5, ge=0, le=60)
     ttl_session_s: int = Field(2 * 3600, ge=1)

@@ -6,12 +6,12 @@ actually shown (predict before learn), then every model learns the batch in orde
 the matrix factorisation in one vectorised step), then each touched session, user, item and
 category gets its list recomputed once.
 
-A batch is learned in two tiers. The session tier (the session models, the purchase propensity and
-trending, which tops session lists up) learns it at once and rebuilds the touched session lists: what a
-shopper sees next. The deferred tier (user, item and forecast models, and every list but the session
-lists) learns the events it has pending when the caller asks (:meth:`RecommenderStack.process_deferred`):
-a worker under live load gathers them into fewer, larger steps, where a list recomputed or a vectorised
-update costs less per event. ``process`` runs both tiers on each batch.
+A batch is learned in two tiers. The session tier (every model but the forecaster and a separate item
+model) learns it at once and rebuilds the touched session lists: what a shopper sees next. The deferred
+tier learns the events it has pending and rebuilds every other list they changed when the caller asks
+(:meth:`RecommenderStack.process_deferred`): a worker under live load gathers them into fewer, larger
+steps, where user lists scored together and throttled lists cost less per event. ``process`` runs both
+tiers on each batch.
 """
 
 from __future__ import annotations
@@ -109,8 +109,10 @@ class RecommenderStack:
             config, {arm: named.get(arm) or vsknn(config) for arm in arms}, config.session_model,
             labels=(transitions.name, self.session_model.name, self.trending.name, self.user_model.name),
         )
-        # Trending tops up every session list: it learns with the session models.
-        session_tier = (self.session_model, self.propensity, self.trending, *self.experiment.arms.values())
+        # Trending tops up every session list, and the online hit-rate scores each user's list at the event
+        # that follows it: both learn with the session models.
+        session_tier = (self.session_model, self.propensity, self.trending, self.user_model,
+                        *self.experiment.arms.values())
         parts = (*session_tier, self.item_model, self.trending, self.user_model, self.forecaster)
         self.models = list({id(m): m for m in parts}.values())
         self._session_tier = self.models[: len({id(m) for m in session_tier})]

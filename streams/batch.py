@@ -102,7 +102,7 @@ DeadLetterSend = Callable[[Rejects], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class DeferredPolicy:
-    """When the stack's deferred tier (user, item, trending and forecast lists) runs: once it has
+    """When the stack's deferred tier (every list but the session lists) runs: once it has
     ``max_events`` events pending, or its oldest pending event arrived ``max_delay_s`` ago (wall clock,
     from the records' timestamps). The default runs it after every step.
 
