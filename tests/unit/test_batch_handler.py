@@ -291,3 +291,24 @@ async def test_tombstones_and_huge_garbage_are_dead_lettered_and_the_next_events
                                                             "size_violation"]
     assert max(len(v) for v in letters) <= events.MAX_DEAD_LETTER_BYTES
     assert ("session", "s1") in {(r.kind, r.id) for r in sink.batches[0]}
+
+
+async def test_live_steps_write_session_lists_and_the_deferred_tier_waits_for_its_policy() -> None:
+    sink = MemorySink()
+
+    async def send(_: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    handler = BatchHandler(RecommenderStack(StackConfig(session_model="transitions")), RetryingWriter(sink), send,
+                           STEP, deferred=batch.DeferredPolicy(max_events=3, max_delay_s=60.0))
+    now = time.time()
+    view = {"event_id": "d1", "ts": now, "session_id": "s1", "type": "view", "item_id": "i1", "user_id": "u1"}
+    await handler.handle([record(view, age_s=0.0)])
+    await handler.handle([record({**view, "event_id": "d2", "item_id": "i2"}, age_s=0.0)])
+    assert [{r.kind for r in lists} for lists in sink.batches] == [{"session"}, {"session"}]
+    await handler.handle([record({**view, "event_id": "d3", "item_id": "i3"}, age_s=0.0)])  # the third is due
+    assert {r.kind for r in sink.batches[-1]} >= {"user", "item", "trending"}
+    await handler.handle([record({**view, "event_id": "d4", "item_id": "i4"}, age_s=0.0)])
+    assert {r.kind for r in sink.batches[-1]} == {"session"}
+    await handler.flush_idle()  # the idle timer runs what is pending
+    assert handler.stack.deferred_backlog()[0] == 0

@@ -131,3 +131,27 @@ def test_a_closing_window_refreshes_the_shop_forecast_without_a_purchase() -> No
     stack.process([ev(i, f"s{i}", "a", "purchase", ts=T0 + 10 * i) for i in range(8)])
     view = stack.process([ev(100, "late", "b", ts=T0 + 95)])  # closes the window of the last purchase
     assert ("forecast_shop", "all") in {(r.kind, r.id) for r in view.lists}
+
+
+def test_the_deferred_tier_waits_and_then_learns_what_every_step_would_have() -> None:
+    """Session lists first; the deferred tier's lists later. Its pending events are state (a checkpoint holds
+    them, a restore learns them), and once learned the stack answers as one that ran both tiers every batch."""
+    config = StackConfig(top_k=5, session_model="transitions")
+
+    def batch(b: int) -> list[tuple[Event, float]]:
+        return [ev(10 * b + i, f"s{b}-{i % 3}", "abcdef"[(b + i) % 6], "purchase" if i == 4 else "view",
+                   user=f"u{i % 2}", category="c") for i in range(6)]
+
+    every_step, tiered = RecommenderStack(config), RecommenderStack(config)
+    for b in range(4):
+        every_step.process(batch(b))
+        assert {rec.kind for rec in tiered.process_sessions(batch(b)).lists} == {"session"}
+    assert tiered.deferred_backlog()[0] == 24
+    restored = pickle.loads(pickle.dumps(tiered))
+    rest = {(rec.kind, rec.id): rec.items for rec in restored.process_deferred().lists}
+    assert rest == {(rec.kind, rec.id): rec.items for rec in tiered.process_deferred().lists}
+    assert {kind for kind, _ in rest} == {"user", "item", "trending", "category"}
+    assert restored.deferred_backlog() == (0, float("inf")) and restored.learned == every_step.learned == 24
+    after = [ev(100 + i, "late", item, user="u0", category="c") for i, item in enumerate("fa")]
+    assert [(r.kind, r.id, r.items) for r in restored.process(after).lists] == [
+        (r.kind, r.id, r.items) for r in every_step.process(after).lists]
