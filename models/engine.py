@@ -280,7 +280,8 @@ class RecommenderStack:
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
         # The user model scores all touched users together (one matrix product per chunk, not one per user).
         users = [key for kind, key in touched if kind == "user"]
-        self._user_lists = dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True))
+        if users:  # scoring readies parts shared by every user of an MF update: not for none
+            self._user_lists = dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True))
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
