@@ -44,6 +44,14 @@ class Fleet:
     def rss_bytes(self) -> list[int]:
         return [psutil.Process(p.pid).memory_info().rss for p in self.procs if p.poll() is None]
 
+    def cpu_seconds(self) -> list[float]:
+        """CPU time (user + system) each worker has used so far, its threads and snapshot children included."""
+        seconds = []
+        for proc in self.procs:
+            times = psutil.Process(proc.pid).cpu_times()
+            seconds.append(times.user + times.system + times.children_user + times.children_system)
+        return seconds
+
     def check_alive(self) -> None:
         for proc, log in zip(self.procs, self.logs, strict=True):
             if proc.poll() is not None:
@@ -84,6 +92,9 @@ class CatchUp:
     rss_end_mb: float  # all workers, when the last one was
     scrape_timeouts: int  # /metrics requests a busy worker did not answer within 5 s
     last: Scrape
+    # CPU each worker spent per event of the stream during the catch-up (from its first scrape showing events):
+    # what K workers on K machines would need, where this machine's cores are shared.
+    cpu_us_per_event: list[float] = field(default_factory=list)
 
 
 async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, timeout_s: float) -> CatchUp:
@@ -91,6 +102,8 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
     deadline = time.monotonic() + timeout_s
     started = prev_t = prev_n = 0.0
     peak = peak_total = half = scrape_timeouts = 0
+    cpu_started: list[float] = []
+    events_started = 0.0
     while True:
         fleet.check_alive()
         now = time.perf_counter()
@@ -104,6 +117,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
         peak, peak_total = max(peak, *rss), max(peak_total, sum(rss))
         if current.events > 0 and not started:
             started = now - current.busy_s
+            cpu_started, events_started = fleet.cpu_seconds(), current.events
         if not half and current.events >= expected / 2:
             half = sum(rss)
         if current.events >= expected:
@@ -111,6 +125,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
             if prev_t and current.events > prev_n:
                 done_t = prev_t + (now - prev_t) * (expected - prev_n) / (current.events - prev_n)
             seconds = done_t - started
+            cpu = [end - begin for begin, end in zip(cpu_started, fleet.cpu_seconds(), strict=True)]
             return CatchUp(
                 eps=expected / max(seconds, 1e-9),
                 seconds=seconds,
@@ -120,6 +135,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
                 rss_end_mb=sum(rss) / MIB,
                 scrape_timeouts=scrape_timeouts,
                 last=current,
+                cpu_us_per_event=[1e6 * c / max(current.events - events_started, 1.0) for c in cpu],
             )
         prev_t, prev_n = now, current.events
         if time.monotonic() > deadline:

@@ -135,6 +135,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
                     "rss_end_mb": _r(done.rss_end_mb, 1),
                     "rss_growth_mb": _r(done.rss_end_mb - done.rss_half_mb, 1),
                     "scrape_timeouts": done.scrape_timeouts,
+                    "worker_cpu_us_per_event": [_r(c, 1) for c in done.cpu_us_per_event],
                     "session_model": cfg.session_model,
                     "keys_written": round(done.last.keys_written),
                     "batches": round(done.last.batches),
