@@ -92,8 +92,8 @@ class CatchUp:
     rss_end_mb: float  # all workers, when the last one was
     scrape_timeouts: int  # /metrics requests a busy worker did not answer within 5 s
     last: Scrape
-    # CPU each worker spent per event of the stream during the catch-up (from its first scrape showing events):
-    # what K workers on K machines would need, where this machine's cores are shared.
+    # CPU each worker spent per event of the stream from when it was ready to the end of the catch-up: what
+    # K workers on K machines would need, where this machine's cores are shared.
     cpu_us_per_event: list[float] = field(default_factory=list)
 
 
@@ -102,8 +102,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
     deadline = time.monotonic() + timeout_s
     started = prev_t = prev_n = 0.0
     peak = peak_total = half = scrape_timeouts = 0
-    cpu_started: list[float] = []
-    events_started = 0.0
+    cpu_started = fleet.cpu_seconds()  # the workers are ready: start-up (imports, restore) is behind them
     while True:
         fleet.check_alive()
         now = time.perf_counter()
@@ -117,7 +116,6 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
         peak, peak_total = max(peak, *rss), max(peak_total, sum(rss))
         if current.events > 0 and not started:
             started = now - current.busy_s
-            cpu_started, events_started = fleet.cpu_seconds(), current.events
         if not half and current.events >= expected / 2:
             half = sum(rss)
         if current.events >= expected:
@@ -135,7 +133,7 @@ async def catch_up(http: aiohttp.ClientSession, fleet: Fleet, expected: int, tim
                 rss_end_mb=sum(rss) / MIB,
                 scrape_timeouts=scrape_timeouts,
                 last=current,
-                cpu_us_per_event=[1e6 * c / max(current.events - events_started, 1.0) for c in cpu],
+                cpu_us_per_event=[1e6 * c / expected for c in cpu],
             )
         prev_t, prev_n = now, current.events
         if time.monotonic() > deadline:

@@ -65,6 +65,7 @@ def test_small_bench_run_reports_every_figure(kafka_bootstrap: str, redis_url: s
     assert 0 < result["freshness_p50_s"] <= result["freshness_p99_s"] <= result["freshness_max_s"]
     assert result["freshness_probes_seen"] == result["freshness_probes"] > 0
     assert abs(result["rss_growth_mb"]) < result["peak_rss_mb"]
+    assert len(result["worker_cpu_us_per_event"]) == 1 and 1 < result["worker_cpu_us_per_event"][0] < 10_000
     assert result["collector_lost"] == 0
     assert result["collector_on_topic_distinct"] == result["collector_accepted"] > 0
     assert result["machine"]["cores"] >= 1 and result["machine"]["packages"]["aiokafka"]
