@@ -4,11 +4,13 @@ Starts a collector and a worker, posts seeded synthetic traffic to the collector
 tracker-sized NDJSON batches (plus a few malformed events, to show the dead-letter path), then
 prints recommendations read back from Redis and a few figures from the worker's /metrics.
 
-The worker runs the session-list strategy experiment (``--experiment``, Thompson sampling by default): after
-every few batches the demo reads the lists served to the sessions it just posted and answers them as shoppers
-would (``ClickModel``: position bias and a hidden click quality per strategy), posting the impressions and
-clicks back through the collector; it prints the bandit's allocation as it moves and, at the end, the CTR
-per strategy measured by the worker beside the click model's truth.
+The worker runs the strategy experiment on the session, user and item surfaces (``--experiment``, Thompson
+sampling by default): after every few batches the demo reads the lists served to the sessions, users and items
+it just posted events of (a session list shown to its session, a user list to the user's latest session, an item
+list to the session that last viewed the item) and answers them as shoppers would (``ClickModel``: position bias
+and a hidden click quality per surface and strategy), posting the impressions and clicks back through the
+collector; it prints each surface's allocation as it moves and, at the end, the CTR per surface and strategy
+measured by the worker beside the click model's truth.
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ import redis
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import histogram_quantile, samples
+from shopstream.contracts.lists import BY_NAME
 from shopstream.producers.synthetic import ClickModel, SyntheticTraffic
 
 BATCH = 50
-FEEDBACK_EVERY = 10  # batches between two readings of the served session lists
-#: The click model's hidden quality per strategy (vsknn's lists earn the most clicks).
-QUALITY = {"transitions": 0.06, "vsknn": 0.09, "trending": 0.04}
+FEEDBACK_EVERY = 10  # batches between two readings of the served lists
+#: The click model's hidden quality per surface and strategy (a different strategy earns the most on each).
+QUALITY = {
+    "session": {"transitions": 0.06, "vsknn": 0.09, "trending": 0.04},
+    "user": {"repeat_blend": 0.06, "session": 0.09, "trending": 0.03},
+    "item": {"transitions": 0.09, "vsknn": 0.06, "trending": 0.04},
+}
+Clicks = dict[str, ClickModel]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,26 +62,37 @@ async def _post(session: aiohttp.ClientSession, url: str, events: list[dict]) ->
     return counts.get("accepted", 0), counts.get("rejected", 0)
 
 
-def _allocation(worker_url: str) -> dict[str, float]:
+def _allocation(metrics_text: str) -> dict[tuple[str, str], float]:
+    """Each surface's allocation, by ``(surface, strategy)``."""
+    return {(dict(labels)["surface"], dict(labels)["strategy"]): v
+            for labels, v in samples(metrics_text, "shopstream_experiment_allocation").items()}
+
+
+def _metrics(worker_url: str) -> str:
     with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {dict(labels)["strategy"]: v for labels, v in samples(text, "shopstream_experiment_allocation").items()}
+        return response.read().decode()
 
 
-def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: ClickModel) -> list[dict]:
-    """The click model's impressions and clicks for the lists served to the sessions that just browsed."""
-    sessions = {e["session_id"]: e for e in sent if e["type"] == "view"}
-    values = client.mget([f"{prefix}rec:session:{sid}" for sid in sessions])
+def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: Clicks) -> list[dict]:
+    """The click models' impressions and clicks for the lists served to the sessions, users and items that
+    just had events: each shown to the session of the latest of those events. An item page shows its list only
+    when it fills the carousel (item lists are not topped up), so that every surface's CTR is per impression of
+    a full carousel, which is what the click model's truth is."""
+    views = [e for e in sent if e["type"] == "view"]
+    shown = [(BY_NAME[surface].key(prefix, e[field]), surface, e) for surface, field in
+             (("session", "session_id"), ("user", "user_id"), ("item", "item_id"))
+             for e in {e[field]: e for e in views if field in e}.values()]
     events: list[dict] = []
-    for (sid, last), raw in zip(sessions.items(), values, strict=True):
-        if raw is not None:
-            events += clicks.respond(sid, orjson.loads(raw), last["ts"], last.get("user_id"))
+    for (_, surface, last), raw in zip(shown, client.mget([key for key, _, _ in shown]), strict=True):
+        served = orjson.loads(raw) if raw is not None else None
+        if served is not None and len(served["items"]) >= clicks[surface].shown:
+            events += clicks[surface].respond(last["session_id"], served, last["ts"], last.get("user_id"))
     return events
 
 
 async def _post_traffic(
     url: str, events: list[dict], rate: float, client: redis.Redis, prefix: str, worker_url: str,
-    clicks: ClickModel,
+    clicks: Clicks,
 ) -> tuple[int, int, int]:
     """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches; returns
     (accepted, rejected, of which answers) as the collector counted."""
@@ -88,10 +107,14 @@ async def _post_traffic(
                 for j in range(0, len(answers), 500):
                     ok, bad = await _post(session, url, answers[j : j + 500])
                     accepted, rejected, answered = accepted + ok, rejected + bad, answered + ok
-            if time.monotonic() - last_print >= 1.0 or (n <= 5 * FEEDBACK_EVERY and n % FEEDBACK_EVERY == 0):
+            if time.monotonic() - last_print >= 5.0 or (n <= 5 * FEEDBACK_EVERY and n % FEEDBACK_EVERY == 0):
                 last_print = time.monotonic()
-                shares = "  ".join(f"{k} {v:.2f}" for k, v in sorted(_allocation(worker_url).items()))
-                print(f"  {i + BATCH:>7} events posted, {answered:>6} impressions and clicks; allocation: {shares}")
+                allocation = _allocation(_metrics(worker_url))
+                shares = " | ".join(
+                    f"{surface}: " + " ".join(f"{arm} {allocation.get((surface, arm), 0.0):.2f}" for arm in quality)
+                    for surface, quality in QUALITY.items()
+                )
+                print(f"  {i + BATCH:>7} events posted, {answered:>6} impressions and clicks; allocation {shares}")
             await asyncio.sleep(max(0.0, start + (i + BATCH) / rate - time.monotonic()))
         bad_body = b'{"event_id": "bad-1", "type": "teleport"}\n{not json'
         async with session.post(url, data=bad_body, headers={"Content-Type": "application/x-ndjson"}) as resp:
@@ -146,20 +169,18 @@ def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[di
 def _report_strategies(metrics_text: str) -> None:
     impressions = samples(metrics_text, "shopstream_list_impressions_total")
     clicks = samples(metrics_text, "shopstream_list_clicks_total")
-    allocation = samples(metrics_text, "shopstream_experiment_allocation")
-    truth = ClickModel(QUALITY)
-    print("Session-list strategies (click model's true CTR per impression beside the measured one):")
+    allocation = _allocation(metrics_text)
+    print("Strategies per surface (click model's true CTR per impression beside the measured one):")
     for labels, shown in sorted(impressions.items()):
-        strategy = dict(labels)["strategy"]
-        share, clicked = allocation.get((("strategy", strategy),), 0.0), clicks.get(labels, 0.0)
-        print(f"  {strategy:<12} allocation {share:.3f}  impressions {shown:>7.0f}  clicks {clicked:>6.0f}  "
-              f"CTR {clicked / shown:.4f}  (true {truth.ctr(strategy):.4f})")
+        surface, strategy = dict(labels)["surface"], dict(labels)["strategy"]
+        share, clicked = allocation.get((surface, strategy), 0.0), clicks.get(labels, 0.0)
+        truth = ClickModel(QUALITY.get(surface, {})).ctr(strategy)
+        print(f"  {surface:<8} {strategy:<13} allocation {share:.3f}  impressions {shown:>7.0f}  "
+              f"clicks {clicked:>6.0f}  CTR {clicked / shown:.4f}  (true {truth:.4f})")
 
 
 def _processed(worker_url: str) -> float:
-    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    counts = samples(text, "shopstream_events_total")
+    counts = samples(_metrics(worker_url), "shopstream_events_total")
     return sum(v for labels, v in counts.items() if dict(labels)["outcome"] in ("processed", "duplicate"))
 
 
@@ -187,10 +208,11 @@ def run(args: argparse.Namespace) -> int:
         client = redis.Redis.from_url(settings.redis_url)
         events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
         print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "
-              f"in NDJSON batches of {BATCH}, answering the served session lists every {FEEDBACK_EVERY} batches "
-              f"(hidden click quality {QUALITY})...")
+              f"in NDJSON batches of {BATCH}, answering the served lists every {FEEDBACK_EVERY} batches "
+              f"(hidden click quality per surface {QUALITY})...")
         url = f"{collector_url}/v1/events?key={write_key}"
-        clicks = ClickModel(QUALITY, seed=args.seed)
+        clicks = {surface: ClickModel(quality, seed=args.seed + n, surface=surface)
+                  for n, (surface, quality) in enumerate(QUALITY.items())}
         accepted, rejected, answered = asyncio.run(
             _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks)
         )
@@ -199,9 +221,7 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 60
         while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:
             time.sleep(0.2)
-        with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-            metrics_text = response.read().decode()
-        _report(metrics_text, client, settings.key_prefix, events)
+        _report(_metrics(worker_url), client, settings.key_prefix, events)
         print(f"\nMetrics: {worker_url}/metrics (worker), {collector_url}/metrics (collector)")
     finally:
         for process in running:
