@@ -123,3 +123,34 @@ def test_sessions_and_users_keep_their_strategy_when_their_keys_move_to_another_
                 feedback += clicks[rec.kind].respond(shown_to, {"items": rec.items, **rec.extra}, raw[-1]["ts"], user)
     moved = Counter(kind for kind, _ in served_before & served_after)  # keys written by both workers
     assert moved["session"] > 50 and moved["user"] > 20, moved
+
+
+def test_each_strategy_fills_its_list_from_its_own_model() -> None:
+    """With the A/B split every arm of every surface is served; each list holds what its strategy says."""
+    stack = RecommenderStack(StackConfig(experiment="ab"))
+    raw = SyntheticTraffic(seed=4, start_ts=1.7e9, rate=200.0).take(6000)
+    category = {e["item_id"]: e["category"] for e in raw}
+    made: Counter[tuple[str, str, str]] = Counter()
+    for i in range(0, len(raw), 500):
+        for rec in stack.process([(parse_event(e, now=math.inf), 0.0) for e in raw[i : i + 500]]).lists:
+            if rec.kind not in ("user", "item"):
+                continue
+            assert rec.extra is not None and rec.extra["propensity"] == pytest.approx(1 / 3)
+            strategy = rec.extra["strategy"]
+            made[rec.kind, strategy, rec.model] += 1
+            if rec.kind == "item":
+                assert rec.id not in rec.items
+                if strategy == "trending":  # what trends in the item's own category
+                    assert {category[item] for item in rec.items} == {category[rec.id]}
+                else:
+                    arm = {"transitions": stack.item_model, "vsknn": stack.experiment.item_arms["vsknn"]}[strategy]
+                    assert rec.items == [item for item, _ in arm.similar_items(rec.id, stack.config.top_k)]
+            elif strategy == "session":  # what the user's latest session is served, whichever model made it
+                served = stack._served_sessions.peek(stack._last_session.peek(rec.id))
+                assert served is not None and rec.items == served[1]
+    assert stack.experiment.item_arms["vsknn"] is stack.experiment.session_arms["vsknn"]  # one V-SKNN serves both
+    assert {(kind, strategy, model) for kind, strategy, model in made} >= {
+        ("item", "transitions", "transitions"), ("item", "vsknn", "session_knn"), ("item", "trending", "trending"),
+        ("user", "repeat_blend", "repeat_blend"), ("user", "session", "session_knn"), ("user", "trending", "trending"),
+    }
+    assert not {model for kind, strategy, model in made if kind == "user" and strategy == "trending"} - {"trending"}
