@@ -143,11 +143,10 @@ class Surface:
         another worker) keeps it, so that it serves the same if the key moves to it."""
         if outcome.kind == "impression":
             self.bandit.update(outcome.strategy, 0.0, pulls=1)
-            key = getattr(event, self._keyed_by)
-            if (self._assigned is not None and key is not None and outcome.propensity is not None
-                    and outcome.strategy in self.arms):
-                assigned = self._assigned.peek(key) or (outcome.strategy, outcome.propensity)
-                self._assigned.set(key, assigned, event.ts)
+            if self._assigned is None or outcome.propensity is None or outcome.strategy not in self.arms:
+                return
+            if (key := getattr(event, self._keyed_by)) is not None:
+                self._assigned.set(key, self._assigned.peek(key) or (outcome.strategy, outcome.propensity), event.ts)
         elif outcome.kind == reward:
             self.bandit.update(outcome.strategy, 1.0, pulls=0)
 
