@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -92,10 +93,10 @@ def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: Clicks)
 
 async def _post_traffic(
     url: str, events: list[dict], rate: float, client: redis.Redis, prefix: str, worker_url: str,
-    clicks: Clicks,
+    clicks: Clicks, answered_log: list[dict],
 ) -> tuple[int, int, int]:
-    """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches; returns
-    (accepted, rejected, of which answers) as the collector counted."""
+    """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches (the answers
+    also go to ``answered_log``); returns (accepted, rejected, of which answers) as the collector counted."""
     accepted = rejected = answered = 0
     start = last_print = time.monotonic()
     async with aiohttp.ClientSession() as session:
@@ -104,6 +105,7 @@ async def _post_traffic(
             accepted, rejected = accepted + ok, rejected + bad
             if n % FEEDBACK_EVERY == 0:
                 answers = _answers(client, prefix, events[i + BATCH - BATCH * FEEDBACK_EVERY : i + BATCH], clicks)
+                answered_log += answers
                 for j in range(0, len(answers), 500):
                     ok, bad = await _post(session, url, answers[j : j + 500])
                     accepted, rejected, answered = accepted + ok, rejected + bad, answered + ok
@@ -179,6 +181,25 @@ def _report_strategies(metrics_text: str) -> None:
               f"clicks {clicked:>6.0f}  CTR {clicked / shown:.4f}  (true {truth:.4f})")
 
 
+def _report_off_policy(events: list[dict], answers: list[dict]) -> None:
+    """What each strategy would have earned had it served every list of its surface, estimated from the demo's
+    own log as ``shopstream evaluate --dataset impressions`` would, beside the click model's truth: the arms the
+    bandit starved are still estimated, from the exploration floor's share. SNIPS is the one to read on the item
+    surface: short item lists are not shown (see ``_answers``), so how many impressions a list makes depends on
+    its strategy, which IPS per impression assumes it does not."""
+    from shopstream.models.evaluation.logged import evaluate_logged
+    from shopstream.models.events import parse_event
+
+    logged = sorted((parse_event(e, now=math.inf) for e in events + answers), key=lambda e: e.ts)
+    print("Off-policy estimates on the demo's log (click per impression, 95% CI):")
+    for surface, quality in QUALITY.items():
+        for arm in quality:
+            result = evaluate_logged(logged, arm, surface)
+            cells = [f"{name.upper()} {est['value']:.4f} [{est['low']:.4f}, {est['high']:.4f}]"
+                     for name, est in ((name, result[name]) for name in ("ips", "snips"))]
+            print(f"  {surface:<8} {arm:<13} {'  '.join(cells)}  true {ClickModel(quality).ctr(arm):.4f}")
+
+
 def _processed(worker_url: str) -> float:
     counts = samples(_metrics(worker_url), "shopstream_events_total")
     return sum(v for labels, v in counts.items() if dict(labels)["outcome"] in ("processed", "duplicate"))
@@ -213,8 +234,9 @@ def run(args: argparse.Namespace) -> int:
         url = f"{collector_url}/v1/events?key={write_key}"
         clicks = {surface: ClickModel(quality, seed=args.seed + n, surface=surface)
                   for n, (surface, quality) in enumerate(QUALITY.items())}
+        answers: list[dict] = []
         accepted, rejected, answered = asyncio.run(
-            _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks)
+            _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks, answers)
         )
         print(f"Collector: {accepted} accepted ({answered} of them impressions, clicks and carts), "
               f"{rejected} rejected (sent to the dead-letter topic)")
@@ -222,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:
             time.sleep(0.2)
         _report(_metrics(worker_url), client, settings.key_prefix, events)
+        _report_off_policy(events, answers)
         print(f"\nMetrics: {worker_url}/metrics (worker), {collector_url}/metrics (collector)")
     finally:
         for process in running:
