@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shopstream.config.settings import WorkerSettings, load
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import parse_event
 from shopstream.models.ownership import KeyOwner
@@ -154,3 +155,18 @@ def test_each_strategy_fills_its_list_from_its_own_model() -> None:
         ("user", "repeat_blend", "repeat_blend"), ("user", "session", "session_knn"), ("user", "trending", "trending"),
     }
     assert not {model for kind, strategy, model in made if kind == "user" and strategy == "trending"} - {"trending"}
+
+
+def test_each_surfaces_arms_setting_accepts_only_its_own_strategies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPSTREAM_EXPERIMENT_USER_ARMS", "session, trending")
+    monkeypatch.setenv("SHOPSTREAM_EXPERIMENT_ITEM_ARMS", "vsknn")
+    config = load(WorkerSettings).stack_config()
+    assert (config.arms("session"), config.arms("user"), config.arms("item")) == (
+        ("transitions", "vsknn", "trending"), ("session", "trending"), ("vsknn",)
+    )
+    for name, value in (("USER_ARMS", "vsknn"), ("ITEM_ARMS", "session"), ("ITEM_ARMS", "trending,trending"),
+                        ("ARMS", "repeat_blend"), ("USER_ARMS", " , ")):
+        monkeypatch.setenv(f"SHOPSTREAM_EXPERIMENT_{name}", value)
+        with pytest.raises(SystemExit, match=f"SHOPSTREAM_EXPERIMENT_{name}"):
+            load(WorkerSettings)
+        monkeypatch.delenv(f"SHOPSTREAM_EXPERIMENT_{name}")
