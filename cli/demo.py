@@ -4,17 +4,20 @@ Starts a collector and a worker, posts seeded synthetic traffic to the collector
 tracker-sized NDJSON batches (plus a few malformed events, to show the dead-letter path), then
 prints recommendations read back from Redis and a few figures from the worker's /metrics.
 
-The worker runs the session-list strategy experiment (``--experiment``, Thompson sampling by default): after
-every few batches the demo reads the lists served to the sessions it just posted and answers them as shoppers
-would (``ClickModel``: position bias and a hidden click quality per strategy), posting the impressions and
-clicks back through the collector; it prints the bandit's allocation as it moves and, at the end, the CTR
-per strategy measured by the worker beside the click model's truth.
+The worker runs the strategy experiment on the session, user and item surfaces (``--experiment``, Thompson
+sampling by default): after every few batches the demo reads the lists served to the sessions, users and items
+it just posted events of (a session list shown to its session, a user list to the user's latest session, an item
+list to the session that last viewed the item) and answers them as shoppers would (``ClickModel``: position bias
+and a hidden click quality per surface and strategy), posting the impressions and clicks back through the
+collector; it prints each surface's allocation as it moves and, at the end, the CTR per surface and strategy
+measured by the worker beside the click model's truth.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -27,12 +30,18 @@ import redis
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import histogram_quantile, samples
+from shopstream.contracts.lists import BY_NAME
 from shopstream.producers.synthetic import ClickModel, SyntheticTraffic
 
 BATCH = 50
-FEEDBACK_EVERY = 10  # batches between two readings of the served session lists
-#: The click model's hidden quality per strategy (vsknn's lists earn the most clicks).
-QUALITY = {"transitions": 0.06, "vsknn": 0.09, "trending": 0.04}
+FEEDBACK_EVERY = 10  # batches between two readings of the served lists
+#: The click model's hidden quality per surface and strategy (a different strategy earns the most on each).
+QUALITY = {
+    "session": {"transitions": 0.06, "vsknn": 0.09, "trending": 0.04},
+    "user": {"repeat_blend": 0.06, "session": 0.09, "trending": 0.03},
+    "item": {"transitions": 0.09, "vsknn": 0.06, "trending": 0.04},
+}
+Clicks = dict[str, ClickModel]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,29 +63,40 @@ async def _post(session: aiohttp.ClientSession, url: str, events: list[dict]) ->
     return counts.get("accepted", 0), counts.get("rejected", 0)
 
 
-def _allocation(worker_url: str) -> dict[str, float]:
+def _allocation(metrics_text: str) -> dict[tuple[str, str], float]:
+    """Each surface's allocation, by ``(surface, strategy)``."""
+    return {(dict(labels)["surface"], dict(labels)["strategy"]): v
+            for labels, v in samples(metrics_text, "shopstream_experiment_allocation").items()}
+
+
+def _metrics(worker_url: str) -> str:
     with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {dict(labels)["strategy"]: v for labels, v in samples(text, "shopstream_experiment_allocation").items()}
+        return response.read().decode()
 
 
-def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: ClickModel) -> list[dict]:
-    """The click model's impressions and clicks for the lists served to the sessions that just browsed."""
-    sessions = {e["session_id"]: e for e in sent if e["type"] == "view"}
-    values = client.mget([f"{prefix}rec:session:{sid}" for sid in sessions])
+def _answers(client: redis.Redis, prefix: str, sent: list[dict], clicks: Clicks) -> list[dict]:
+    """The click models' impressions and clicks for the lists served to the sessions, users and items that
+    just had events: each shown to the session of the latest of those events. An item page shows its list only
+    when it fills the carousel (item lists are not topped up), so that every surface's CTR is per impression of
+    a full carousel, which is what the click model's truth is."""
+    views = [e for e in sent if e["type"] == "view"]
+    shown = [(BY_NAME[surface].key(prefix, e[field]), surface, e) for surface, field in
+             (("session", "session_id"), ("user", "user_id"), ("item", "item_id"))
+             for e in {e[field]: e for e in views if field in e}.values()]
     events: list[dict] = []
-    for (sid, last), raw in zip(sessions.items(), values, strict=True):
-        if raw is not None:
-            events += clicks.respond(sid, orjson.loads(raw), last["ts"], last.get("user_id"))
+    for (_, surface, last), raw in zip(shown, client.mget([key for key, _, _ in shown]), strict=True):
+        served = orjson.loads(raw) if raw is not None else None
+        if served is not None and len(served["items"]) >= clicks[surface].shown:
+            events += clicks[surface].respond(last["session_id"], served, last["ts"], last.get("user_id"))
     return events
 
 
 async def _post_traffic(
     url: str, events: list[dict], rate: float, client: redis.Redis, prefix: str, worker_url: str,
-    clicks: ClickModel,
+    clicks: Clicks, answered_log: list[dict],
 ) -> tuple[int, int, int]:
-    """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches; returns
-    (accepted, rejected, of which answers) as the collector counted."""
+    """POST NDJSON batches at ``rate`` events/s, answering the served lists every few batches (the answers
+    also go to ``answered_log``); returns (accepted, rejected, of which answers) as the collector counted."""
     accepted = rejected = answered = 0
     start = last_print = time.monotonic()
     async with aiohttp.ClientSession() as session:
@@ -85,13 +105,18 @@ async def _post_traffic(
             accepted, rejected = accepted + ok, rejected + bad
             if n % FEEDBACK_EVERY == 0:
                 answers = _answers(client, prefix, events[i + BATCH - BATCH * FEEDBACK_EVERY : i + BATCH], clicks)
+                answered_log += answers
                 for j in range(0, len(answers), 500):
                     ok, bad = await _post(session, url, answers[j : j + 500])
                     accepted, rejected, answered = accepted + ok, rejected + bad, answered + ok
-            if time.monotonic() - last_print >= 1.0 or (n <= 5 * FEEDBACK_EVERY and n % FEEDBACK_EVERY == 0):
+            if time.monotonic() - last_print >= 5.0 or (n <= 5 * FEEDBACK_EVERY and n % FEEDBACK_EVERY == 0):
                 last_print = time.monotonic()
-                shares = "  ".join(f"{k} {v:.2f}" for k, v in sorted(_allocation(worker_url).items()))
-                print(f"  {i + BATCH:>7} events posted, {answered:>6} impressions and clicks; allocation: {shares}")
+                allocation = _allocation(_metrics(worker_url))
+                shares = " | ".join(
+                    f"{surface}: " + " ".join(f"{arm} {allocation.get((surface, arm), 0.0):.2f}" for arm in quality)
+                    for surface, quality in QUALITY.items()
+                )
+                print(f"  {i + BATCH:>7} events posted, {answered:>6} impressions and clicks; allocation {shares}")
             await asyncio.sleep(max(0.0, start + (i + BATCH) / rate - time.monotonic()))
         bad_body = b'{"event_id": "bad-1", "type": "teleport"}\n{not json'
         async with session.post(url, data=bad_body, headers={"Content-Type": "application/x-ndjson"}) as resp:
@@ -146,20 +171,37 @@ def _report(metrics_text: str, client: redis.Redis, prefix: str, events: list[di
 def _report_strategies(metrics_text: str) -> None:
     impressions = samples(metrics_text, "shopstream_list_impressions_total")
     clicks = samples(metrics_text, "shopstream_list_clicks_total")
-    allocation = samples(metrics_text, "shopstream_experiment_allocation")
-    truth = ClickModel(QUALITY)
-    print("Session-list strategies (click model's true CTR per impression beside the measured one):")
+    allocation = _allocation(metrics_text)
+    print("Strategies per surface (click model's true CTR per impression beside the measured one):")
     for labels, shown in sorted(impressions.items()):
-        strategy = dict(labels)["strategy"]
-        share, clicked = allocation.get((("strategy", strategy),), 0.0), clicks.get(labels, 0.0)
-        print(f"  {strategy:<12} allocation {share:.3f}  impressions {shown:>7.0f}  clicks {clicked:>6.0f}  "
-              f"CTR {clicked / shown:.4f}  (true {truth.ctr(strategy):.4f})")
+        surface, strategy = dict(labels)["surface"], dict(labels)["strategy"]
+        share, clicked = allocation.get((surface, strategy), 0.0), clicks.get(labels, 0.0)
+        truth = ClickModel(QUALITY.get(surface, {})).ctr(strategy)
+        print(f"  {surface:<8} {strategy:<13} allocation {share:.3f}  impressions {shown:>7.0f}  "
+              f"clicks {clicked:>6.0f}  CTR {clicked / shown:.4f}  (true {truth:.4f})")
+
+
+def _report_off_policy(events: list[dict], answers: list[dict]) -> None:
+    """What each strategy would have earned had it served every list of its surface, estimated from the demo's
+    own log as ``shopstream evaluate --dataset impressions`` would, beside the click model's truth: the arms the
+    bandit starved are still estimated, from the exploration floor's share. SNIPS is the one to read on the item
+    surface: short item lists are not shown (see ``_answers``), so how many impressions a list makes depends on
+    its strategy, which IPS per impression assumes it does not."""
+    from shopstream.models.evaluation.logged import evaluate_logged
+    from shopstream.models.events import parse_event
+
+    logged = sorted((parse_event(e, now=math.inf) for e in events + answers), key=lambda e: e.ts)
+    print("Off-policy estimates on the demo's log (click per impression, 95% CI):")
+    for surface, quality in QUALITY.items():
+        for arm in quality:
+            result = evaluate_logged(logged, arm, surface)
+            cells = [f"{name.upper()} {est['value']:.4f} [{est['low']:.4f}, {est['high']:.4f}]"
+                     for name, est in ((name, result[name]) for name in ("ips", "snips"))]
+            print(f"  {surface:<8} {arm:<13} {'  '.join(cells)}  true {ClickModel(quality).ctr(arm):.4f}")
 
 
 def _processed(worker_url: str) -> float:
-    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    counts = samples(text, "shopstream_events_total")
+    counts = samples(_metrics(worker_url), "shopstream_events_total")
     return sum(v for labels, v in counts.items() if dict(labels)["outcome"] in ("processed", "duplicate"))
 
 
@@ -187,21 +229,22 @@ def run(args: argparse.Namespace) -> int:
         client = redis.Redis.from_url(settings.redis_url)
         events = SyntheticTraffic(seed=args.seed, start_ts=time.time(), rate=args.rate).take(args.events)
         print(f"Posting {len(events)} synthetic events to the collector at {args.rate:.0f}/s "
-              f"in NDJSON batches of {BATCH}, answering the served session lists every {FEEDBACK_EVERY} batches "
-              f"(hidden click quality {QUALITY})...")
+              f"in NDJSON batches of {BATCH}, answering the served lists every {FEEDBACK_EVERY} batches "
+              f"(hidden click quality per surface {QUALITY})...")
         url = f"{collector_url}/v1/events?key={write_key}"
-        clicks = ClickModel(QUALITY, seed=args.seed)
+        clicks = {surface: ClickModel(quality, seed=args.seed + n, surface=surface)
+                  for n, (surface, quality) in enumerate(QUALITY.items())}
+        answers: list[dict] = []
         accepted, rejected, answered = asyncio.run(
-            _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks)
+            _post_traffic(url, events, args.rate, client, settings.key_prefix, worker_url, clicks, answers)
         )
         print(f"Collector: {accepted} accepted ({answered} of them impressions, clicks and carts), "
               f"{rejected} rejected (sent to the dead-letter topic)")
         deadline = time.monotonic() + 60
         while _processed(worker_url) - baseline < accepted and time.monotonic() < deadline:
             time.sleep(0.2)
-        with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:
-            metrics_text = response.read().decode()
-        _report(metrics_text, client, settings.key_prefix, events)
+        _report(_metrics(worker_url), client, settings.key_prefix, events)
+        _report_off_policy(events, answers)
         print(f"\nMetrics: {worker_url}/metrics (worker), {collector_url}/metrics (collector)")
     finally:
         for process in running:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,12 +31,15 @@ Candidate = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class StoredList:
-    """One decoded value of a ranked kind."""
+    """One decoded value of a ranked kind; ``strategy`` and ``propensity`` when the list carries them (the
+    session, user and item kinds)."""
 
     model: str
     updated_at: float
     items: list[str]
     scores: list[float]
+    strategy: str | None = None
+    propensity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class Recommendations:
     ``sources`` are the key kinds that contributed items, in chain order (e.g. ``["session",
     "trending"]``); ``model`` and ``updated_at`` are those of the first one; ``age_s`` is the age of
     the *oldest* contributing list, so staleness alerts see the worst case. Empty when no key exists.
+    ``list_refs`` holds, per item, the ``list`` field (docs/events.md) to send with the item's impression and
+    with the click that opens it: the list it came from (surface, strategy, propensity) and its position.
     """
 
     items: list[str]
@@ -53,6 +58,7 @@ class Recommendations:
     model: str | None
     updated_at: float | None
     age_s: float | None
+    list_refs: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -101,12 +107,14 @@ def decode(raw: bytes | str | None, spec: ListSpec = TRENDING) -> StoredList | N
     items, scores = value.get("items"), value.get("scores")
     if not isinstance(items, list):
         return None
-    updated_at = value.get("updated_at")
+    updated_at, strategy, propensity = value.get("updated_at"), value.get("strategy"), value.get("propensity")
     return StoredList(
         model=str(value.get("model", "")),
         updated_at=float(updated_at) if isinstance(updated_at, int | float) else 0.0,
         items=[str(item) for item in items],
         scores=[float(s) for s in scores] if isinstance(scores, list) else [],
+        strategy=str(strategy) if isinstance(strategy, str) else None,
+        propensity=float(propensity) if isinstance(propensity, int | float) and 0 < propensity <= 1 else None,
     )
 
 
@@ -118,12 +126,18 @@ def merge(
     Lists after the first are only read while items are missing, and a list counts as a source only
     if it contributed an item.
 
-    >>> a = StoredList("knn", 100.0, ["x", "y"], [])
+    >>> a = StoredList("knn", 100.0, ["x", "y"], [], strategy="vsknn", propensity=0.8)
     >>> t = StoredList("trending", 90.0, ["y", "z", "w"], [])
-    >>> merge([("session", a), ("category", None), ("trending", t)], k=3, now=110.0)
-    Recommendations(items=['x', 'y', 'z'], sources=['session', 'trending'], model='knn', updated_at=100.0, age_s=20.0)
+    >>> recs = merge([("session", a), ("category", None), ("trending", t)], k=3, now=110.0)
+    >>> recs.items, recs.sources, recs.model, recs.updated_at, recs.age_s
+    (['x', 'y', 'z'], ['session', 'trending'], 'knn', 100.0, 20.0)
+    >>> recs.list_refs[1]
+    {'surface': 'session', 'strategy': 'vsknn', 'position': 1, 'propensity': 0.8}
+    >>> recs.list_refs[2]
+    {'surface': 'trending', 'strategy': 'trending', 'position': 2}
     """
     items: list[str] = []
+    refs: list[dict[str, Any]] = []
     seen = set(exclude)
     used: list[tuple[str, StoredList]] = []
     for kind, stored in lists:
@@ -132,9 +146,13 @@ def merge(
         if stored is None:
             continue
         before = len(items)
+        ref: dict[str, Any] = {"surface": kind, "strategy": stored.strategy or stored.model}
         for item in stored.items:
             if item not in seen:
                 seen.add(item)
+                refs.append({**ref, "position": len(items)})
+                if stored.propensity is not None:
+                    refs[-1]["propensity"] = stored.propensity
                 items.append(item)
                 if len(items) >= k:
                     break
@@ -150,6 +168,7 @@ def merge(
         model=first.model,
         updated_at=first.updated_at,
         age_s=round(max(0.0, now - oldest), 3),
+        list_refs=refs,
     )
 
 

@@ -15,13 +15,21 @@ import tempfile
 from dataclasses import fields
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopstream.contracts.lists import LISTS
 from shopstream.models.events import DEFAULT_LIMITS, EventLimits
 from shopstream.models.stack_config import (
-    SESSION_STRATEGIES,
+    SURFACE_ARMS,
     ExperimentName,
     RewardName,
     SessionModelName,
@@ -134,16 +142,19 @@ class WorkerSettings(CommonSettings):
     seed: int = _STACK.seed
     experiment: ExperimentName = _STACK.experiment
     experiment_arms: str = _STACK.experiment_arms
+    experiment_user_arms: str = _STACK.experiment_user_arms
+    experiment_item_arms: str = _STACK.experiment_item_arms
     experiment_floor: float = Field(_STACK.experiment_floor, ge=0, le=1)
     experiment_reward: RewardName = _STACK.experiment_reward
     attribution_window_s: float = Field(_STACK.attribution_window_s, gt=0)
 
-    @field_validator("experiment_arms")
+    @field_validator("experiment_arms", "experiment_user_arms", "experiment_item_arms")
     @classmethod
-    def _known_arms(cls, value: str) -> str:
-        arms = StackConfig(experiment_arms=value).arms()
-        if not arms or len(set(arms)) != len(arms) or not set(arms) <= set(SESSION_STRATEGIES):
-            raise ValueError(f"distinct names from {SESSION_STRATEGIES}, comma-separated")
+    def _known_arms(cls, value: str, info: ValidationInfo) -> str:
+        surface, (_, known) = next((s, spec) for s, spec in SURFACE_ARMS.items() if spec[0] == info.field_name)
+        arms = StackConfig(**{info.field_name: value}).arms(surface)
+        if not arms or len(set(arms)) != len(arms) or not set(arms) <= set(known):
+            raise ValueError(f"distinct names from {known}, comma-separated")
         return value
 
     def stack_config(self) -> StackConfig:

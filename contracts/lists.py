@@ -15,6 +15,9 @@ from typing import Any
 #: The fields every stored value carries, whatever its kind.
 COMMON_FIELDS = ("v", "model", "updated_at")
 RANKED = ("items", "scores")
+#: What a list by an experimented strategy carries beside its items: which strategy filled it, and the
+#: probability it was chosen with (docs/redis-keys.md "Strategy and propensity").
+CHOSEN = ("strategy", "propensity")
 FORECAST = ("window_s", "forecast")
 
 
@@ -63,18 +66,21 @@ class ListSpec:
 
 
 SESSION = ListSpec(
-    "session", "rec:session:{session_id}", "ttl_session_s", None, (*RANKED, "strategy", "propensity"),
+    "session", "rec:session:{session_id}", "ttl_session_s", None, (*RANKED, *CHOSEN),
     "next items for a browsing session, already topped up from category and global trending; by the strategy "
     "the session is assigned, with the probability it was assigned with",
     optional=("purchase_propensity",),
 )
 USER = ListSpec(
-    "user", "rec:user:{user_id}", "ttl_user_s", "user_refresh_s", RANKED,
-    "items for a signed-in user; without a user model, what the user's latest session is served",
+    "user", "rec:user:{user_id}", "ttl_user_s", "user_refresh_s", (*RANKED, *CHOSEN),
+    "items for a signed-in user by the strategy the user is assigned (the user model, what the user's latest "
+    "session is served, or trending), with the probability it was assigned with",
 )
 ITEM = ListSpec(
-    "item", "rec:item:{item_id}", "ttl_item_s", "item_refresh_s", RANKED,
-    'items that sessions viewed, carted or bought together with this item ("customers also viewed"); not topped up',
+    "item", "rec:item:{item_id}", "ttl_item_s", "item_refresh_s", (*RANKED, *CHOSEN),
+    'items that sessions viewed, carted or bought together with this item ("customers also viewed"), or what '
+    "trends in its category; by the strategy drawn for this write of the key, with the probability it was drawn "
+    "with; not topped up",
 )
 TRENDING = ListSpec(
     "trending", "rec:trending", "ttl_trending_s", "trending_refresh_s", RANKED,

@@ -93,15 +93,6 @@ class Attribution:
             return self._credit(shown, event.type)
         return []
 
-    def last_shown(self, session_id: str, surface: str) -> tuple[str, float] | None:
-        """The strategy and logged propensity of the newest list of ``surface`` the session was shown, if the
-        tracker reported one within the window."""
-        items = self._sessions.peek(session_id)
-        for shown in reversed(items.values()) if items is not None else ():
-            if shown.surface == surface and shown.propensity is not None:
-                return shown.strategy, shown.propensity
-        return None
-
     def _credit(self, shown: _Shown, kind: str) -> list[Outcome]:
         if kind in shown.credited:
             return []

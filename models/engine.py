@@ -38,9 +38,9 @@ from shopstream.models.online_eval import OnlineScores, ScoreDelta
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
-from shopstream.models.session_models import build_session_model, vsknn
+from shopstream.models.session_models import build_session_model
 from shopstream.models.stack_config import StackConfig
-from shopstream.models.strategies import OutcomeCounts, SessionExperiment, TrendingArm
+from shopstream.models.strategies import OutcomeCounts, build_experiment
 from shopstream.models.throttle import RefreshThrottle
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 from shopstream.models.trending import Trending
@@ -53,7 +53,7 @@ class BatchOutput:
     duplicates: Counter[str] = field(default_factory=Counter)
     scores: list[ScoreDelta] = field(default_factory=list)  # online hit-rate counts since the last batch
     outcomes: OutcomeCounts = field(default_factory=Counter)  # attributed (surface, strategy, kind) counts
-    allocation: dict[str, float] = field(default_factory=dict)  # session strategies' share of new sessions
+    allocation: dict[tuple[str, str], float] = field(default_factory=dict)  # (surface, strategy) -> share of new keys
 
 
 class RecommenderStack:
@@ -103,17 +103,13 @@ class RecommenderStack:
             allowed_lateness_s=config.forecast_lateness_s,
         )
         self.propensity = SessionPropensity(timeout_s=config.session_ttl_s, max_sessions=config.max_sessions)
-        named = {"transitions": transitions, "trending": TrendingArm(), config.session_model: self.session_model}
-        arms = config.arms() if config.experiment != "off" else (config.session_model,)
-        self.experiment = SessionExperiment(
-            config, {arm: named.get(arm) or vsknn(config) for arm in arms}, config.session_model,
-            labels=(transitions.name, self.session_model.name, self.trending.name, self.user_model.name),
+        self.experiment = build_experiment(
+            config, transitions, self.session_model, self.item_model, self.trending, self.user_model
         )
         # Trending tops up every session list, and the online hit-rate scores each user's list at the event
-        # that follows it: both learn with the session models.
-        session_tier = (self.session_model, self.propensity, self.trending, self.user_model,
-                        *self.experiment.arms.values())
-        parts = (*session_tier, self.item_model, self.trending, self.user_model, self.forecaster)
+        # that follows it: both learn with the session models, as do the strategies' arms.
+        session_tier = (self.session_model, self.propensity, self.trending, self.user_model, *self.experiment.models())
+        parts = (*session_tier, self.item_model, self.forecaster)
         self.models = list({id(m): m for m in parts}.values())
         self._session_tier = self.models[: len({id(m) for m in session_tier})]
         self._deferred_tier = self.models[len(self._session_tier) :]
@@ -278,10 +274,14 @@ class RecommenderStack:
         return self.process_deferred()
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
-        # The user model scores all touched users together (one matrix product per chunk, not one per user).
-        users = [key for kind, key in touched if kind == "user"]
-        if users:  # scoring readies parts shared by every user of an MF update: not for none
-            self._user_lists = dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True))
+        # The user model scores the touched users it serves together (one matrix product per chunk, not per user).
+        choose = self.experiment.choose
+        users = [key for kind, key in touched
+                 if kind == "user" and choose("user", key, self._now)[0] not in _NOT_USER_MODEL]
+        # Scoring readies parts shared by every user of an MF update: not for none (most session-tier steps).
+        self._user_lists = (
+            dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True)) if users else {}
+        )
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
@@ -342,8 +342,8 @@ class RecommenderStack:
     def _session_list(self, key: str) -> RecList | None:
         """The list of the strategy the session is assigned, with the probability it was assigned with."""
         k = self.config.top_k
-        strategy, chosen_with = self.experiment.choose(key, self._now)
-        session_model = self.experiment.arms[strategy]
+        strategy, chosen_with = self.experiment.choose("session", key, self._now)
+        session_model = self.experiment.session_arms[strategy]
         ranked = session_model.recommend_session(key, k)
         model = session_model.name if ranked else self.trending.name
         ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
@@ -356,25 +356,34 @@ class RecommenderStack:
         return rec
 
     def _item_list(self, key: str) -> RecList | None:
-        return self._ranked("item", key, self.item_model.similar_items(key, self.config.top_k), self.item_model.name)
+        """The list of the strategy drawn for this write of the item's key, with the probability it was drawn with."""
+        strategy, chosen_with = self.experiment.choose("item", key, self._now)
+        arm = self.experiment.item_arms[strategy]
+        rec = self._ranked("item", key, arm.similar_items(key, self.config.top_k), arm.name)
+        if rec is not None:
+            rec.extra = {"strategy": strategy, "propensity": chosen_with}
+        return rec
 
     def _user_list(self, user_id: str) -> RecList | None:
-        """The user model's list (scored beforehand with the other touched users), else what the user's
-        current session is being served."""
+        """The list of the user's strategy: the user model's (scored beforehand with the other touched users),
+        else what the user's current session is being served, else trending in the session's category."""
         k = self.config.top_k
-        ranked = self._user_lists.pop(user_id)
+        strategy, chosen_with = self.experiment.choose("user", user_id, self._now)
+        ranked = self._user_lists.pop(user_id, [])
         if ranked:
             ranked, model = _fill(ranked, self._trending(None), k), self.user_model.name
         else:
             session = self._last_session.peek(user_id)
-            served = self._served_sessions.peek(session) if session is not None else None
+            served = self._served_sessions.peek(session) if session is not None and strategy != "trending" else None
             if served is None:
-                ranked, model = self._trending(None), self.trending.name
+                category = self._last_category.peek(session) if session is not None else None
+                ranked, model = _fill(self._trending(category), self._trending(None), k), self.trending.name
             else:
                 ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
         rec = self._ranked("user", user_id, ranked, model)
         if rec is not None:
             self._served_users[user_id] = (rec.model, rec.items)
+            rec.extra = {"strategy": strategy, "propensity": chosen_with}
         return rec
 
     def _forecast(self, kind: str, series: str, key: str | None) -> RecList | None:
@@ -419,6 +428,10 @@ class RecommenderStack:
             for kind, n in model.size().items():
                 sizes[kind] = max(sizes.get(kind, 0), n)
         return sizes
+
+
+#: The user strategies whose lists do not come from the user model.
+_NOT_USER_MODEL = frozenset({"session", "trending"})
 
 
 def _intern_ids(event: Event) -> None:

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from operator import itemgetter
 
-from shopstream.models.base import Scored, SessionRecommender
+from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.bounded import LRUDict
 from shopstream.models.events import Event
 
@@ -68,8 +68,9 @@ def _recency(pair: tuple[_Session, float]) -> int:
     return pair[0].seq
 
 
-class SessionKNN(SessionRecommender):
-    """V-SKNN / V-STAN session-kNN, learned one click at a time.
+class SessionKNN(SessionRecommender, ItemRecommender):
+    """V-SKNN / V-STAN session-kNN, learned one click at a time; its similar items are what the neighbours of
+    a session of that one item would recommend.
 
     Parameters
     ----------
@@ -118,6 +119,8 @@ class SessionKNN(SessionRecommender):
     ['a', 'b']
     >>> model.recommend_session("unknown", 2)
     []
+    >>> [(item, round(score, 3)) for item, score in model.similar_items("a", 2)]
+    [('b', 1.414), ('c', 0.707)]
     """
 
     name = "session_knn"
@@ -244,6 +247,18 @@ class SessionKNN(SessionRecommender):
             return []
         neighbours = self._neighbours(session_id, current)
         scores = self._score(current, neighbours, k)
+        return heapq.nlargest(k, scores.items(), key=itemgetter(1))
+
+    def similar_items(self, item_id: str, k: int) -> list[Scored]:
+        """Items of the ``k`` most recent sessions holding ``item_id`` (among ``sample_size``), each voted for
+        by every such session that holds it: V-SKNN's list for a session that viewed only this item."""
+        members = self._index.get(item_id)
+        if not members or k < 1:
+            return []
+        probe = _Session(max(_peek(self._sessions, sid).ts for sid in members))
+        probe.items, probe.last_pos = [item_id], {item_id: 1}
+        scores = self._score(probe, self._neighbours("", probe), k + 1)
+        scores.pop(item_id, None)
         return heapq.nlargest(k, scores.items(), key=itemgetter(1))
 
     def _position_weights(self, current: _Session) -> dict[str, float]:

@@ -9,8 +9,16 @@ from typing import Literal
 SessionModelName = Literal["transitions", "vsknn", "session_blend"]  # docs/evaluation.md compares them
 ExperimentName = Literal["off", "thompson", "ucb", "ab"]  # how a session's list strategy is chosen
 RewardName = Literal["click", "add_to_cart", "purchase"]  # what the strategy bandit counts as a success
-#: The strategies a session list can be filled by (models/strategies.py).
+#: The strategies each surface's list can be filled by (models/strategies.py), a fixed set: they are metric labels.
 SESSION_STRATEGIES = ("transitions", "vsknn", "trending")
+USER_STRATEGIES = ("repeat_blend", "session", "trending")
+ITEM_STRATEGIES = ("transitions", "vsknn", "trending")
+#: Each experimented surface's arms setting and the strategies it may name.
+SURFACE_ARMS = {
+    "session": ("experiment_arms", SESSION_STRATEGIES),
+    "user": ("experiment_user_arms", USER_STRATEGIES),
+    "item": ("experiment_item_arms", ITEM_STRATEGIES),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +43,13 @@ class StackConfig:
     seed: int = 0
     experiment: ExperimentName = "off"
     experiment_arms: str = "transitions,vsknn,trending"  # comma-separated, from SESSION_STRATEGIES
+    experiment_user_arms: str = "repeat_blend,session,trending"  # from USER_STRATEGIES
+    experiment_item_arms: str = "transitions,vsknn,trending"  # from ITEM_STRATEGIES
     experiment_floor: float = 0.1  # share of new sessions spread evenly over the arms whatever the evidence
     experiment_reward: RewardName = "click"
     attribution_window_s: float = 1800.0  # clicks and conversions credited to lists shown this long before
 
-    def arms(self) -> tuple[str, ...]:
-        """The experiment's arms, in the configured order."""
-        return tuple(name.strip() for name in self.experiment_arms.split(",") if name.strip())
+    def arms(self, surface: str = "session") -> tuple[str, ...]:
+        """The experiment's arms on ``surface`` (session, user or item), in the configured order."""
+        value = getattr(self, SURFACE_ARMS[surface][0])
+        return tuple(name.strip() for name in value.split(",") if name.strip())

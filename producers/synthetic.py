@@ -184,13 +184,14 @@ class SyntheticTraffic:
 
 
 class ClickModel:
-    """Shoppers' answers to the lists they are served: impressions, clicks and some add-to-carts.
+    """Shoppers' answers to the lists of one surface they are served: impressions, clicks and some add-to-carts.
 
-    A shopper looks at the first ``shown`` items of a session list, examining position ``p`` (0 first) with
-    probability ``position_decay ** p`` (position bias), and clicks an examined item with the probability its
-    list's strategy hides (``quality``): the per-strategy truth the demo's bandit has to discover. Every shown
-    item becomes an ``impression`` and every click a ``view``, both with the ``list`` field the tracker sends
-    (docs/events.md); a click is followed by an ``add_to_cart`` with probability ``cart_rate``.
+    A shopper looks at the first ``shown`` items of a list of ``surface`` (session, user or item page),
+    examining position ``p`` (0 first) with probability ``position_decay ** p`` (position bias), and clicks an
+    examined item with the probability its list's strategy hides (``quality``): the per-strategy truth the
+    demo's bandit has to discover. Every shown item becomes an ``impression`` and every click a ``view``, both
+    with the ``list`` field the tracker sends (docs/events.md); a click is followed by an ``add_to_cart`` with
+    probability ``cart_rate``.
 
     Examples
     --------
@@ -200,13 +201,16 @@ class ClickModel:
     [('impression', 'a', 0), ('impression', 'b', 1), ('impression', 'c', 2), ('view', 'a', 0)]
     >>> model.ctr("vsknn")
     1.0
+    >>> ClickModel({}, surface="item").respond("s1", served, 1.7e9)[0]["list"]["surface"]
+    'item'
     """
 
     def __init__(
         self, quality: dict[str, float], seed: int = 0, shown: int = 5, position_decay: float = 0.7,
-        cart_rate: float = 0.2,
+        cart_rate: float = 0.2, surface: str = "session",
     ) -> None:
         self.quality = quality
+        self.surface = surface
         self.shown = shown
         self.position_decay = position_decay
         self.cart_rate = cart_rate
@@ -222,10 +226,10 @@ class ClickModel:
     def respond(
         self, session_id: str, served: dict[str, Any], ts: float, user_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """The events of one showing of ``served`` (a session list's value) to the session's shopper."""
+        """The events of one showing of ``served`` (a list's value) to the session's shopper."""
         strategy = served.get("strategy", served.get("model", "unknown"))
-        request = f"r{self.seed}-{self._n}"
-        ref = {"surface": "session", "strategy": strategy, "request_id": request,
+        request = f"r{self.seed}-{self.surface}-{self._n}"
+        ref = {"surface": self.surface, "strategy": strategy, "request_id": request,
                "propensity": served.get("propensity", 1.0)}
         shown = served["items"][: self.shown]
         events = [self._event(session_id, user_id, "impression", item, ts, {**ref, "position": p})
@@ -242,7 +246,8 @@ class ClickModel:
         self, session_id: str, user_id: str | None, etype: str, item: str, ts: float, ref: dict[str, Any] | None
     ) -> dict[str, Any]:
         self._n += 1
-        event: dict[str, Any] = {"event_id": f"clk{self.seed}-{self._n}", "ts": ts, "session_id": session_id,
+        event: dict[str, Any] = {"event_id": f"clk{self.seed}-{self.surface}-{self._n}", "ts": ts,
+                                 "session_id": session_id,
                                  "type": etype, "item_id": item}
         if user_id is not None:
             event["user_id"] = user_id

@@ -108,8 +108,9 @@ LIST_CONVERSIONS = Counter(
 )
 EXPERIMENT_ALLOCATION = Gauge(
     "shopstream_experiment_allocation",
-    "Share of new sessions each session-list strategy is assigned now (the bandit's or A/B split's distribution).",
-    ["strategy"],
+    "Share of new keys (sessions, users; item lists written) each strategy of a surface is assigned now (the "
+    "bandit's or A/B split's distribution).",
+    ["surface", "strategy"],
 )
 REBALANCES = Counter("shopstream_kafka_rebalances_total", "Consumer-group rebalances this worker took part in.")
 SLOTS_HELD = Gauge(
@@ -164,7 +165,7 @@ for _type in (*EVENT_TYPES, "invalid"):
         EVENTS.labels(_type, _outcome)
 
 
-def export_outcomes(outcomes: Tally[tuple[str, str, str]], allocation: Mapping[str, float]) -> None:
+def export_outcomes(outcomes: Tally[tuple[str, str, str]], allocation: Mapping[tuple[str, str], float]) -> None:
     """Count a batch's attributed ``(surface, strategy, kind)`` outcomes and set the current allocation. The
     strategy labels are a fixed set: the engine counts only the strategies it runs."""
     for (surface, strategy, kind), n in outcomes.items():
@@ -174,8 +175,8 @@ def export_outcomes(outcomes: Tally[tuple[str, str, str]], allocation: Mapping[s
             LIST_CLICKS.labels(surface, strategy).inc(n)
         else:
             LIST_CONVERSIONS.labels(surface, strategy, kind).inc(n)
-    for strategy, share in allocation.items():
-        EXPERIMENT_ALLOCATION.labels(strategy).set(share)
+    for (surface, strategy), share in allocation.items():
+        EXPERIMENT_ALLOCATION.labels(surface, strategy).set(share)
 
 
 def export_lag(offsets: Iterable[tuple[int, int | None, int | None]]) -> None:

@@ -109,9 +109,11 @@ PANELS: list[Panel] = [
             " / sum by (surface, strategy) (rate(shopstream_list_impressions_total[10m]))",
             "{{surface}} {{strategy}}")],
           defaults=RATIO),
-    Panel("Session strategy allocation", "Share of new sessions each session-list strategy is assigned now "
-          "(SHOPSTREAM_EXPERIMENT: the bandit's distribution, or the fixed split).", "percentunit",
-          [("max by (strategy) (shopstream_experiment_allocation)", "{{strategy}}")], defaults=RATIO),
+    Panel("Strategy allocation by surface", "Share of new sessions, of users, and of item-list writes each "
+          "strategy of the surface is assigned now (SHOPSTREAM_EXPERIMENT: each surface's bandit distribution, "
+          "or the fixed split).", "percentunit",
+          [("max by (surface, strategy) (shopstream_experiment_allocation)", "{{surface}} {{strategy}}")],
+          defaults=RATIO),
     Panel("Conversions per impression by strategy", "Add-to-carts and purchases credited to a list, over its "
           "impressions, per surface and strategy (10-minute window).", "percentunit",
           [("sum by (surface, strategy, type) (rate(shopstream_list_conversions_total[10m]))"

@@ -1,6 +1,6 @@
-"""The strategy experiment end to end (real Kafka and Redis, collector and worker processes): served session
-lists carry their strategy and propensity, and impressions, clicks and carts posted through the collector with
-that list are counted per strategy in the worker's /metrics."""
+"""The strategy experiment end to end (real Kafka and Redis, collector and worker processes): served session, user
+and item lists carry their strategy and propensity, and impressions, clicks and carts posted through the
+collector with those lists are counted per surface and strategy in the worker's /metrics."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ import orjson
 import pytest
 
 from shopstream.bench.scrape import samples
+from shopstream.contracts.lists import BY_NAME
 from shopstream.producers.synthetic import SyntheticTraffic
 from tests.pipeline import Pipeline, start_pipeline, stop_pipeline
 
 pytestmark = pytest.mark.integration
 
-ARMS = ("transitions", "vsknn", "trending")
+ARMS = {
+    "session": ("transitions", "vsknn", "trending"),
+    "user": ("repeat_blend", "session", "trending"),
+    "item": ("transitions", "vsknn", "trending"),
+}
 FLOOR = 0.1
 
 
@@ -48,22 +53,32 @@ def post(pipeline: Pipeline, events: list[dict]) -> None:
         assert response.status_code == 202 and response.json()["rejected"] == 0, response.text
 
 
-def test_served_lists_carry_strategy_and_outcomes_are_counted_per_strategy(pipeline: Pipeline) -> None:
+def test_served_lists_carry_strategy_and_outcomes_are_counted_per_surface_and_strategy(pipeline: Pipeline) -> None:
     now = time.time()
     warmup = SyntheticTraffic(seed=11, start_ts=now - 300, rate=10).take(1500)
     post(pipeline, warmup)
-    sessions = list(dict.fromkeys(e["session_id"] for e in warmup if e["type"] == "view"))[-12:]
-    served = {sid: orjson.loads(pipeline.wait_for_key(f"rec:session:{sid}")) for sid in sessions}
-    for value in served.values():
-        assert value["strategy"] in ARMS, value
-        assert FLOOR / len(ARMS) - 1e-9 <= value["propensity"] <= 1.0, value
+    views = [e for e in warmup if e["type"] == "view"]
+    popular = Counter(e["item_id"] for e in views)
+    # The latest session of each of 8 sessions, users and (often viewed, so with neighbours) items.
+    shown_to = {
+        "session": {e["session_id"]: e["session_id"] for e in views},
+        "user": {e["user_id"]: e["session_id"] for e in views if "user_id" in e},
+        "item": {e["item_id"]: e["session_id"] for e in views if popular[e["item_id"]] >= 3},
+    }
+    served = {(surface, key): orjson.loads(pipeline.wait_for_key(BY_NAME[surface].key("", key)))
+              for surface, keys in shown_to.items() for key in list(keys)[-8:]}
+    for (surface, _), value in served.items():
+        assert value["strategy"] in ARMS[surface], (surface, value)
+        assert FLOOR / 3 - 1e-9 <= value["propensity"] <= 1.0, (surface, value)
 
-    # Each session's shopper sees three items, clicks the second and puts it in the cart.
+    # Each list's shopper sees three items, clicks the second and puts it in the cart.
     feedback, shown = [], Counter()
-    for n, (sid, value) in enumerate(served.items()):
-        ref = {"surface": "session", "strategy": value["strategy"], "propensity": value["propensity"],
+    for n, ((surface, key), value) in enumerate(served.items()):
+        sid = shown_to[surface][key]
+        ref = {"surface": surface, "strategy": value["strategy"], "propensity": value["propensity"],
                "request_id": f"r{n}"}
         items = value["items"][:3]
+        assert len(items) == 3, value
         feedback += [{"event_id": f"imp-{n}-{p}", "ts": now + 1, "session_id": sid, "type": "impression",
                       "item_id": item, "list": {**ref, "position": p}} for p, item in enumerate(items)]
         feedback += [
@@ -72,18 +87,22 @@ def test_served_lists_carry_strategy_and_outcomes_are_counted_per_strategy(pipel
             {"event_id": f"cart-{n}", "ts": now + 3, "session_id": sid, "type": "add_to_cart", "item_id": items[1],
              "quantity": 1},
         ]
-        shown[value["strategy"]] += 1
+        shown[surface, value["strategy"]] += 1
     post(pipeline, feedback)
 
-    def by_strategy(factor: int) -> dict:
-        return {(("strategy", s), ("surface", "session")): float(factor * n) for s, n in shown.items()}
+    def by_strategy(factor: int, *extra: tuple[str, str]) -> dict:
+        return {(("strategy", strategy), ("surface", surface), *extra): float(factor * n)
+                for (surface, strategy), n in shown.items()}
 
     impressions = wait_for_metric(pipeline, "shopstream_list_impressions_total", by_strategy(3))
     assert impressions == by_strategy(3), pipeline.tail()
     assert wait_for_metric(pipeline, "shopstream_list_clicks_total", by_strategy(1)) == by_strategy(1)
-    carts = {(("strategy", s), ("surface", "session"), ("type", "add_to_cart")): float(n) for s, n in shown.items()}
+    carts = by_strategy(1, ("type", "add_to_cart"))
     assert wait_for_metric(pipeline, "shopstream_list_conversions_total", carts) == carts
-    allocation = {dict(labels)["strategy"]: v
-                  for labels, v in samples(pipeline.metrics(), "shopstream_experiment_allocation").items()}
-    assert set(allocation) == set(ARMS) and sum(allocation.values()) == pytest.approx(1.0)
-    assert min(allocation.values()) >= FLOOR / len(ARMS) - 1e-9
+    allocation: dict[str, dict[str, float]] = {}
+    for labels, share in samples(pipeline.metrics(), "shopstream_experiment_allocation").items():
+        allocation.setdefault(dict(labels)["surface"], {})[dict(labels)["strategy"]] = share
+    assert {surface: set(shares) for surface, shares in allocation.items()} == {s: set(a) for s, a in ARMS.items()}
+    for shares in allocation.values():
+        assert sum(shares.values()) == pytest.approx(1.0)
+        assert min(shares.values()) >= FLOOR / 3 - 1e-9

@@ -208,7 +208,8 @@ def test_dashboard_has_the_required_views() -> None:
         "shopstream_redis_errors_total", "shopstream_model_entities",
         "sum by (status) (rate(shopstream_collector_requests",
         "shopstream_collector_validation_failures_total", "shopstream_forecast_absolute_error_total",
-        "sum by (surface, strategy) (rate(shopstream_list_clicks_total", "shopstream_experiment_allocation",
+        "sum by (surface, strategy) (rate(shopstream_list_clicks_total",
+        "max by (surface, strategy) (shopstream_experiment_allocation)",
     ):
         assert needle in exprs, needle
 

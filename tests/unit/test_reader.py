@@ -29,10 +29,10 @@ def stored(items: list[str], model: str = "m", updated_at: float = NOW - 10) -> 
     return StoredList(model, updated_at, items, [1.0 / (i + 1) for i in range(len(items))])
 
 
-def value(items: list[str], model: str = "m", updated_at: float = NOW - 10) -> bytes:
+def value(items: list[str], model: str = "m", updated_at: float = NOW - 10, **extra: object) -> bytes:
     """A value exactly as the worker writes it (streams/redis_sink.py encode_list)."""
     scores = [round(1.0 / (i + 1), 6) for i in range(len(items))]
-    return orjson.dumps({"v": 1, "model": model, "updated_at": updated_at, "items": items, "scores": scores})
+    return orjson.dumps({"v": 1, "model": model, "updated_at": updated_at, "items": items, "scores": scores, **extra})
 
 
 # --- pure logic -------------------------------------------------------------------------------------------
@@ -101,6 +101,9 @@ def test_unreadable_values_count_as_missing(raw: bytes | None) -> None:
 def test_decode_the_writers_value() -> None:
     assert decode(value(["a", "b"], "session_knn", 12.5)) == StoredList("session_knn", 12.5, ["a", "b"], [1.0, 0.5])
     assert decode(b'{"v":1,"model":"m","updated_at":1,"items":[7],"scores":[1]}').items == ["7"]
+    chosen = decode(value(["a"], "session_knn", 12.5, strategy="vsknn", propensity=0.25))
+    assert chosen is not None and (chosen.strategy, chosen.propensity) == ("vsknn", 0.25)
+    assert decode(value(["a"], strategy=3, propensity=1.5)) == StoredList("m", NOW - 10, ["a"], [1.0])
 
 
 # --- against Redis ----------------------------------------------------------------------------------------
@@ -152,9 +155,13 @@ def test_fallback_chain_against_redis(redis_client: redis.Redis, key_prefix: str
 def test_similar_against_redis(redis_client: redis.Redis, key_prefix: str, reader: RecommendationReader) -> None:
     assert reader.similar("i1") == EMPTY
     redis_client.set(key(key_prefix, "trending"), value(["i1", "t1"]), ex=60)
-    redis_client.set(key(key_prefix, "item", "i1"), value(["i2"], "transitions"), ex=60)
+    redis_client.set(key(key_prefix, "item", "i1"), value(["i2"], "session_knn", strategy="vsknn", propensity=0.3),
+                     ex=60)
     recs = reader.similar("i1", k=3)
-    assert (recs.items, recs.sources, recs.model) == (["i2", "t1"], ["item", "trending"], "transitions")
+    assert (recs.items, recs.sources, recs.model) == (["i2", "t1"], ["item", "trending"], "session_knn")
+    # What the page sends back with each item's impression: the list it came from, its strategy and propensity.
+    assert recs.list_refs == [{"surface": "item", "strategy": "vsknn", "propensity": 0.3, "position": 0},
+                              {"surface": "trending", "strategy": "m", "position": 1}]
 
 
 def test_one_round_trip_per_call(redis_url: str, key_prefix: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -110,3 +111,26 @@ def test_bad_parameters_are_rejected() -> None:
         SessionKNN(similarity="jaccard")
     with pytest.raises(ValueError):
         SessionKNN(k=0)
+
+
+@pytest.mark.parametrize("options", [{"similarity": "vec"}, {"similarity": "cosine", "idf_weighting": 1.0}])
+def test_similar_items_are_the_list_of_a_session_that_viewed_only_that_item(options: dict) -> None:
+    """V-SKNN's item similarity: what a new session of the one item would be recommended (the item aside),
+    without learning that session."""
+    from shopstream.producers.synthetic import SyntheticTraffic
+
+    model = SessionKNN(k=50, sample_size=200, **options)
+    events = SyntheticTraffic(seed=3, start_ts=T0, n_items=300).take(4000)
+    for e in events:
+        model.learn_one(Event(e["event_id"], e["ts"], e["session_id"], e["type"], e["item_id"]))
+    items = list(dict.fromkeys(e["item_id"] for e in events))[:40]
+    for item in items:
+        similar = model.similar_items(item, 10)
+        assert similar and item not in dict(similar)
+        probe = copy.deepcopy(model)
+        probe.learn_one(Event("probe", events[-1]["ts"], "probe-session", "view", item))
+        reference = [(i, s) for i, s in probe.recommend_session("probe-session", 1000) if i != item][:10]
+        assert [i for i, _ in similar] == [i for i, _ in reference]
+        if not options.get("idf_weighting"):  # with IDF the learned probe session shifts the weights a little
+            assert [s for _, s in similar] == pytest.approx([s for _, s in reference])
+    assert model.similar_items("unknown", 10) == [] and model.similar_items(items[0], 0) == []
