@@ -27,7 +27,7 @@ from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topic
 from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
-from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore
+from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore, state_layout
 from shopstream.streams.events_reader import EventsReader
 from shopstream.streams.republish import RepublishOnLoss, republish
 from shopstream.streams.worker import broker_credentials, build_handler, build_sink
@@ -74,7 +74,7 @@ reader = EventsReader(
 )
 checkpoints = KafkaCheckpointStore(
     settings.kafka_bootstrap_servers, settings.checkpoint_topic, settings.app_id, settings.worker_id,
-    **settings.kafka_security_options(),
+    layout=state_layout(settings.stack_config()), **settings.kafka_security_options(),
 )
 started_at = time.monotonic()
 background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done

@@ -8,23 +8,34 @@ short by a crash leaves the previous checkpoint whole; compaction keeps about tw
 restores its own checkpoint, or the freshest of its app's other workers when it has none (every
 worker learns every event, so any checkpoint is a whole state), and reads on from its offsets. Dedupe
 ids are part of the stack, so nothing is learned twice (docs/design.md).
+
+A pickle holds the objects of the code that wrote it: loaded by other model code it may fail, or worse,
+load and then fail at the first batch, on every restart. So each manifest names the state's *layout*
+(:func:`state_layout`: the model code, docstrings and comments aside, and the stack settings), and a
+worker restores only a checkpoint of its own layout; otherwise, or when a payload does not load, it
+starts cold and says why.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import os
 import pickle
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+import shopstream.contracts
+import shopstream.models
 from shopstream.models.engine import RecommenderStack
+from shopstream.models.stack_config import StackConfig
 from shopstream.streams import metrics
 from shopstream.streams.batch import BatchHandler
 
@@ -49,6 +60,7 @@ class Manifest:
     size: int
     offsets: dict[int, int]  # input partition -> next offset the stack has learned
     created: float
+    layout: str = ""  # state_layout() of the writer; manifests from before it was recorded have none
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_NON_STR_KEYS)
@@ -58,6 +70,28 @@ class Manifest:
         data = orjson.loads(raw)
         data["offsets"] = {int(p): int(o) for p, o in data["offsets"].items()}
         return cls(**data)
+
+
+def state_layout(config: StackConfig) -> str:
+    """What a checkpoint's pickle depends on: the code of the models and contracts packages (their syntax
+    trees without docstrings: a comment or a docstring changes nothing) and the stack settings, hashed.
+
+    >>> state_layout(StackConfig()) == state_layout(StackConfig()) != state_layout(StackConfig(top_k=5))
+    True
+    """
+    digest = hashlib.sha256(repr(astuple(config)).encode())
+    for package in (shopstream.contracts, shopstream.models):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                body = getattr(node, "body", None)
+                if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body
+                        and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                        and isinstance(body[0].value.value, str)):
+                    node.body = body[1:] or [ast.Pass()]
+            digest.update(path.relative_to(root).as_posix().encode() + ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
 
 
 def dump_stack(stack: RecommenderStack) -> bytes:
@@ -124,11 +158,13 @@ class KafkaCheckpointStore:
     """Saves one worker's checkpoints in a compacted topic of one partition, and loads its own or a peer's."""
 
     def __init__(
-        self, bootstrap: str, topic: str, app_id: str, worker_id: str, chunk_bytes: int = CHUNK_BYTES, **options: Any
+        self, bootstrap: str, topic: str, app_id: str, worker_id: str, chunk_bytes: int = CHUNK_BYTES,
+        layout: str = "", **options: Any
     ) -> None:
-        """``options``: the clients' connection options (``CommonSettings.kafka_security_options``)."""
+        """``layout``: the :func:`state_layout` this worker writes and restores; ``options``: the clients'
+        connection options (``CommonSettings.kafka_security_options``)."""
         self.bootstrap, self.topic, self.chunk_bytes, self.options = bootstrap, topic, chunk_bytes, options
-        self.app_id, self.worker_id = app_id, worker_id
+        self.app_id, self.worker_id, self.layout = app_id, worker_id, layout
         self._producer: AIOKafkaProducer | None = None
         self._slot_chunks = [0] * SLOTS  # chunks each slot holds now, so a smaller save deletes the rest
         self._slot = SLOTS - 1  # the slot of the last checkpoint; the next save takes the other
@@ -152,14 +188,15 @@ class KafkaCheckpointStore:
                   for i in range(len(chunks), self._slot_chunks[slot])]
         await asyncio.gather(*sends)
         manifest = Manifest(slot, len(chunks), hashlib.sha256(payload).hexdigest(), len(payload), dict(offsets),
-                            time.time())
+                            time.time(), self.layout)
         await self._producer.send_and_wait(self.topic, manifest.encode(), key=self._key("manifest"))
         self._slot, self._slot_chunks[slot] = slot, len(chunks)
         return manifest
 
     async def load(self) -> tuple[str, Manifest, bytes] | None:
         """``(worker id, manifest, payload)`` of this worker's latest whole checkpoint, else of the freshest
-        checkpoint another worker of the app wrote; None if the app has none."""
+        checkpoint another worker of the app wrote, among those of this store's layout; None if the app has
+        none. Raises :class:`CheckpointCorrupt` when the app has checkpoints, but none of this layout."""
         latest = await self._read_app_records()
         own = f"{self.app_id}/{self.worker_id}/".encode()
         for slot in range(SLOTS):
@@ -169,6 +206,14 @@ class KafkaCheckpointStore:
                      if value is not None and key.endswith(b"/manifest")}
         if not manifests:
             return None
+        usable = {worker: manifest for worker, manifest in manifests.items() if manifest.layout == self.layout}
+        if not usable:
+            raise CheckpointCorrupt(f"its {len(manifests)} worker checkpoint(s) were written by other model code "
+                                    f"or stack settings (layout {self.layout}; found "
+                                    f"{sorted({m.layout or 'none' for m in manifests.values()})})")
+        if self.worker_id in manifests and self.worker_id not in usable:
+            self._slot = manifests[self.worker_id].slot  # the next save overwrites the other slot
+        manifests = usable
         worker = self.worker_id if self.worker_id in manifests else max(manifests, key=lambda w: manifests[w].created)
         manifest = manifests[worker]
         if worker == self.worker_id:
@@ -236,7 +281,11 @@ async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> str:
         return f"starting cold: no checkpoint of {store.app_id} in {store.topic}"
     worker, manifest, payload = found
     owner = handler.stack.owner
-    handler.stack = load_stack(payload)
+    try:
+        stack = load_stack(payload)
+    except Exception as exc:  # unpickling runs the pickle's constructors: any error means "unusable"
+        return f"starting cold: the checkpoint of {store.app_id}/{worker} does not load ({type(exc).__name__}: {exc})"
+    handler.stack = stack
     handler.stack.owner = owner  # which keys this worker writes is its own, not the checkpoint's
     handler.offsets = dict(manifest.offsets)
     return (f"restored the checkpoint of {store.app_id}/{worker} ({manifest.size} bytes, "

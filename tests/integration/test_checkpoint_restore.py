@@ -21,8 +21,13 @@ from shopstream.bench import processes
 from shopstream.bench.scrape import samples
 from shopstream.config.settings import WorkerSettings
 from shopstream.config.topics import ensure_topics, ensure_worker_topics
+from shopstream.models.engine import RecommenderStack
+from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
-from shopstream.streams.checkpoint import KafkaCheckpointStore
+from shopstream.streams.batch import BatchHandler
+from shopstream.streams.checkpoint import KafkaCheckpointStore, dump_stack, restore
+from shopstream.streams.sink import RetryingWriter
+from tests.fakes import MemorySink
 from tests.pipeline import Pipeline, _wait_ready, start_pipeline, start_process, stop_pipeline, wait_for
 
 
@@ -54,6 +59,42 @@ async def test_store_keeps_the_last_whole_checkpoint(kafka_bootstrap: str) -> No
     assert peer is not None and peer[0] == "w1" and peer[2] == second
     # ...and never from another app's.
     assert await KafkaCheckpointStore(kafka_bootstrap, topic, "other-app", "w1").load() is None
+
+
+async def test_a_checkpoint_of_other_model_code_or_an_unloadable_one_starts_the_worker_cold(
+    kafka_bootstrap: str,
+) -> None:
+    """A pickle of other code may load and then fail at the first batch, on every restart: the worker
+    restores only checkpoints of its own layout, and starts cold (saying why) from one that does not load."""
+    topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [topic], 1, {"cleanup.policy": "compact"})
+
+    async def no_letters(_: list[tuple[bytes | None, bytes]]) -> None:
+        return None
+
+    def fresh_handler() -> BatchHandler:
+        return BatchHandler(RecommenderStack(StackConfig(top_k=5)), RetryingWriter(MemorySink()), no_letters, 100)
+
+    learned = RecommenderStack(StackConfig(top_k=5))
+    learned.learned = 7
+    old, new = (KafkaCheckpointStore(kafka_bootstrap, topic, "app", "w1", layout=layout) for layout in ("old", "new"))
+    try:
+        await old.save(dump_stack(learned), {0: 7})
+        handler = fresh_handler()
+        said = await restore(handler, new)
+        assert said.startswith("starting cold") and "other model code" in said and handler.stack.learned == 0
+        assert handler.offsets == {}
+        await new.save(b"not a pickle", {0: 9})  # whole and of its layout, but not a stack
+        handler = fresh_handler()
+        said = await restore(handler, new)
+        assert said.startswith("starting cold") and "does not load" in said and handler.offsets == {}
+        await new.save(dump_stack(learned), {0: 11})
+        handler = fresh_handler()
+        assert (await restore(handler, new)).startswith("restored")
+        assert handler.stack.learned == 7 and handler.offsets == {0: 11}
+    finally:
+        await old.close()
+        await new.close()
 
 
 @pytest.fixture
