@@ -28,9 +28,14 @@ import numpy as np
 from shopstream.models.base import Model, Scored, SessionRecommender
 from shopstream.models.events import Event
 from shopstream.models.session_knn import POSITIVE_TYPES
-
-_EMPTY = np.zeros(0, dtype=np.int32)
-
+from shopstream.models.session_knn_kernel import (
+    WEIGHTINGS,
+    compacted,
+    forget_session,
+    knn_scores,
+    learn_click,
+    session_pairs,
+)
 
 def _grown(array: np.ndarray, size: int, fill: int = 0) -> np.ndarray:
     """``array`` with at least ``size`` rows: doubled, the new rows ``fill``."""
@@ -90,18 +95,27 @@ class SessionIndex(Model):
         self.seq = np.zeros(rows, dtype=np.int64)
         self.ts = np.zeros(rows, dtype=np.float64)
         self._unposted = np.zeros(rows, dtype=np.int32)  # last clicks left out of their item's postings
-        self._slot_mark = np.full(rows, -1, dtype=np.int32)  # scratch of ``candidates``, -1 between calls
+        self.slot_mark = np.full(rows, -1, dtype=np.int64)  # the kernel's scratch, -1 between calls
 
         self._id_of: dict[str, int] = {}
         self.names: list[str | None] = []
         self._free_ids: list[int] = []
         self.clicks = np.zeros(16, dtype=np.int64)  # clicks on the item within held sessions' windows
-        self._postings: list[np.ndarray] = []
-        self._posting_n = np.zeros(16, dtype=np.int32)
-        # Scratch arrays over item ids for the scorers, zero (``item_pos``) and -1 (``item_mark``) between calls.
+        # Each item's postings: a block of ``pool`` (``start``, ``cap``), its first ``count`` used. A full
+        # block moves to the pool's top at twice the size (up to ``sample_size + 1``); the pool is compacted
+        # (or grown) when its top nears the end, so it stays within about twice the live blocks.
+        self._reserve = (window + 1) * (sample_size + 1)  # room one click may take
+        self.pool = np.zeros(self._reserve, dtype=np.int32)
+        self._top = np.zeros(1, dtype=np.int64)
+        self.start = np.zeros(16, dtype=np.int64)
+        self.cap = np.zeros(16, dtype=np.int64)
+        self.count = np.zeros(16, dtype=np.int64)
+        # The kernel's scratch over item ids: -1 (``item_mark``) or zero (the others) between calls.
         self.item_pos = np.zeros(16, dtype=np.int64)
+        self.item_last = np.zeros(16, dtype=np.int64)
         self.item_mark = np.full(16, -1, dtype=np.int64)
-        self._candidates: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.item_score = np.zeros(16, dtype=np.float64)
+        self._pairs: tuple[int, int, np.ndarray, np.ndarray] | None = None  # the last session's, until a click
 
     @property
     def sessions(self) -> int:
@@ -116,7 +130,7 @@ class SessionIndex(Model):
     def learn_one(self, event: Event) -> None:
         if event.type not in POSITIVE_TYPES:
             return
-        self._candidates = None
+        self._pairs = None
         slot = self._slot_of.get(event.session_id)
         if slot is None:
             self._expire(event.ts)
@@ -126,32 +140,16 @@ class SessionIndex(Model):
             if event.ts > self.ts[slot]:
                 self.ts[slot] = event.ts
         self._clock += 1
-        self.seq[slot] = self._clock
         item = self._item_id(event.item_id)
-        self.clicks[item] += 1
-        n = int(self.n[slot])
-        if n == self.window:
-            self._drop_first(slot)
-            n -= 1
-        row, last, posted = self.items[slot], self.last[slot], self._posted[slot]
-        before = np.flatnonzero(row[:n] == item)
-        if len(before):  # a repeat: the last click moves here, with its place in the postings
-            j = before[-1]
-            last[j] = False
-            posted[n] = posted[j]
-            posted[j] = False
-        else:
-            self.distinct[slot] += 1
-            posted[n] = True
-            self._post(item, slot)
-        row[n] = item
-        last[n] = True
-        self.n[slot] = n + 1
-        if self._unposted[slot]:  # the session is now the most recent of all its items: back in their postings
-            for j in np.flatnonzero(last[: n + 1] & ~posted[: n + 1]):
-                posted[j] = True
-                self._unposted[slot] -= 1
-                self._post(int(row[j]), slot)
+        if len(self.pool) - self._top[0] < self._reserve:
+            self._compact()
+        freed = learn_click(
+            slot, item, self._clock, self.sample_size,
+            self.items, self.last, self._posted, self.n, self.distinct, self.seq, self._unposted, self.clicks,
+            self.pool, self.start, self.cap, self.count, self._top,
+        )
+        if freed >= 0:
+            self._free(freed)
 
     def _new_slot(self, session_id: str, ts: float) -> int:
         if self._free_slots:
@@ -163,7 +161,7 @@ class SessionIndex(Model):
             self.n, self.distinct, self.seq, self.ts, self._unposted = (
                 _grown(a, size) for a in (self.n, self.distinct, self.seq, self.ts, self._unposted)
             )
-            self._slot_mark = _grown(self._slot_mark, size, -1)
+            self.slot_mark = _grown(self.slot_mark, size, -1)
         self._slot_of[session_id] = slot
         self.ts[slot] = ts
         return slot
@@ -178,64 +176,26 @@ class SessionIndex(Model):
         else:
             item = len(self.names)
             self.names.append(name)
-            self._postings.append(_EMPTY)
-            self.clicks = _grown(self.clicks, item + 1)
-            self._posting_n = _grown(self._posting_n, item + 1)
-            self.item_pos = _grown(self.item_pos, item + 1)
-            self.item_mark = _grown(self.item_mark, item + 1, -1)
+            size = item + 1
+            self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_last, self.item_score = (
+                _grown(a, size)
+                for a in (self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_last, self.item_score)
+            )
+            self.item_mark = _grown(self.item_mark, size, -1)
         self._id_of[name] = item
         return item
 
-    def _post(self, item: int, slot: int) -> None:
-        """Add the session to the item's postings; past the cap the least recent session leaves them."""
-        members, count = self._postings[item], int(self._posting_n[item])
-        if count == len(members):
-            if count > self.sample_size:  # full: the newcomer (the most recent) replaces the least recent
-                j = int(np.argmin(self.seq[members]))
-                self._unpost_entry(int(members[j]), item)
-                members[j] = slot
-                return
-            grown = np.empty(min(max(4, 2 * count), self.sample_size + 1), dtype=np.int32)
-            grown[:count] = members
-            members = self._postings[item] = grown
-        members[count] = slot
-        self._posting_n[item] = count + 1
+    def _free(self, item: int) -> None:
+        """The item is in no held session: its id and its postings block are free."""
+        del self._id_of[self.names[item]]  # type: ignore[arg-type]
+        self.names[item] = None
+        self.start[item] = self.cap[item] = self.count[item] = 0
+        self._free_ids.append(item)
 
-    def _unpost_entry(self, slot: int, item: int) -> None:
-        n = int(self.n[slot])
-        j = np.flatnonzero((self.items[slot, :n] == item) & self.last[slot, :n])[0]
-        self._posted[slot, j] = False
-        self._unposted[slot] += 1
-
-    def _unpost(self, item: int, slot: int) -> None:
-        members, count = self._postings[item], int(self._posting_n[item])
-        j = int(np.flatnonzero(members[:count] == slot)[0])
-        members[j] = members[count - 1]
-        self._posting_n[item] = count - 1
-
-    def _unclick(self, item: int) -> None:
-        self.clicks[item] -= 1
-        if not self.clicks[item]:  # in no held session: the id is free (its postings are empty)
-            name = self.names[item]
-            del self._id_of[name]  # type: ignore[arg-type]
-            self.names[item] = None
-            self._postings[item] = _EMPTY
-            self._free_ids.append(item)
-
-    def _drop_first(self, slot: int) -> None:
-        row, last, posted = self.items[slot], self.last[slot], self._posted[slot]
-        gone, was_last, was_posted = int(row[0]), bool(last[0]), bool(posted[0])
-        for array in (row, last, posted):
-            array[:-1] = array[1:]
-        last[-1] = posted[-1] = False
-        self.n[slot] -= 1
-        if was_last:
-            self.distinct[slot] -= 1
-            if was_posted:
-                self._unpost(gone, slot)
-            else:
-                self._unposted[slot] -= 1
-        self._unclick(gone)
+    def _compact(self) -> None:
+        live = int(self.cap.sum())
+        self.pool, top = compacted(self.pool, self.start, self.cap, self.count, 2 * live + self._reserve)
+        self._top[0] = top
 
     def _expire(self, now: float) -> None:
         """Forget the oldest sessions while over capacity or idle past the TTL."""
@@ -245,55 +205,36 @@ class SessionIndex(Model):
             _, slot = slot_of.popitem(last=False)
             if self.ts[slot] >= horizon:
                 self._evicted_sessions += 1
-            n = int(self.n[slot])
-            row = self.items[slot, :n].tolist()
-            for item in np.flatnonzero(self.last[slot, :n] & self._posted[slot, :n]).tolist():
-                self._unpost(row[item], slot)
-            for item in row:
-                self._unclick(item)
-            self.last[slot] = self._posted[slot] = False
-            self.n[slot] = self.distinct[slot] = self._unposted[slot] = 0
+            freed = forget_session(
+                slot, self.items, self.last, self._posted, self.n, self.distinct, self._unposted, self.clicks,
+                self.pool, self.start, self.count,
+            )
+            for item in freed.tolist():
+                self._free(item)
             self._free_slots.append(slot)
 
     # -- serving --------------------------------------------------------------------------------
 
-    def candidates(self, slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``sample_size`` most recent other sessions sharing an item with the session, and their overlap.
-
-        Returns the candidates' rows, and the (candidate, item) pairs they share as two arrays:
-        the candidate's index in the first array and the entry of the session's row (its last click
-        of the item), in the session's item order (so sums over them add in a fixed order).
-        """
-        cached = self._candidates
+    def pairs(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every (session, entry) pair of the postings of the session's items, in the session's item order:
+        the sessions sharing the entry's item, for the kernel to pick candidates from."""
+        cached = self._pairs
         if cached is not None and cached[0] == slot and cached[1] == self._clock:
-            return cached[2], cached[3], cached[4]
-        n = int(self.n[slot])
-        entries = np.flatnonzero(self.last[slot, :n])
-        items = self.items[slot, entries]
-        counts = self._posting_n[items]
-        postings = self._postings
-        sessions = np.concatenate([postings[item][:count] for item, count in zip(items.tolist(), counts.tolist())])
-        owner = np.repeat(entries, counts)
-        mark = self._slot_mark
-        order = np.arange(len(sessions), dtype=np.int32)
-        mark[sessions[::-1]] = order[::-1]  # each session's first pair
-        unique = sessions[(mark[sessions] == order) & (sessions != slot)]
-        mark[sessions] = -1
-        if len(unique) > self.sample_size:
-            unique = unique[np.argpartition(-self.seq[unique], self.sample_size - 1)[: self.sample_size]]
-        mark[unique] = np.arange(len(unique), dtype=np.int32)
-        pair_candidate = mark[sessions]
-        mark[unique] = -1
-        kept = pair_candidate >= 0
-        result = (unique, pair_candidate[kept], owner[kept])
-        self._candidates = (slot, self._clock, *result)
-        return result
+            return cached[2], cached[3]
+        sessions, owners = session_pairs(slot, self.items, self.last, self.n, self.pool, self.start, self.count)
+        self._pairs = (slot, self._clock, sessions, owners)
+        return sessions, owners
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._slot_of), "items": len(self._id_of)}
 
     def evictions(self) -> dict[str, int]:
         return {"sessions": self._evicted_sessions}
+
+
+def _unset(value: float | None) -> float:
+    """The kernel's encoding of an unset lambda."""
+    return -1.0 if value is None else float(value)
 
 
 class IndexedSessionKNN(SessionRecommender):
@@ -360,8 +301,8 @@ class IndexedSessionKNN(SessionRecommender):
         self.remind = remind
         self.learns = learns
         self.window = index.window
-        self._positions = np.arange(1, index.window + 1, dtype=np.int64)
-        self._inh = np.exp(-np.arange(index.window) / lambda_inh) if lambda_inh is not None else None
+        # STAN's item-neighbourhood weight by distance, precomputed: distances are below the window.
+        self._inh = np.exp(-np.arange(index.window) / lambda_inh) if lambda_inh is not None else np.zeros(0)
 
     def learn_one(self, event: Event) -> None:
         if self.learns:
@@ -372,73 +313,18 @@ class IndexedSessionKNN(SessionRecommender):
         slot = index.slot(session_id)
         if slot is None or k < 1:
             return []
-        candidates, pair_candidate, pair_entry = index.candidates(slot)
-        if not len(candidates):
-            return []
-        n = int(index.n[slot])
-        entries = np.flatnonzero(index.last[slot, :n])
-        weights = np.zeros(index.window)
-        weights[entries] = self._position_weights(entries + 1, n)
-        dots = np.bincount(pair_candidate, weights=weights[pair_entry], minlength=len(candidates))
-        if self.similarity == "cosine":
-            norm = math.sqrt(sum(w * w for w in weights[entries].tolist()))
-            sims = dots / (norm * np.sqrt(index.distinct[candidates]))
-        else:
-            sims = dots / len(entries)
-        if self.lambda_snh is not None:
-            sims = sims * np.exp((index.ts[candidates] - index.ts[slot]) / (self.lambda_snh * 86_400.0))
-        recency = index.seq[candidates]
-        top = np.lexsort((-recency, -sims))[: self.k]  # the most similar, the more recent first among equals
-        return self._votes(slot, n, entries, candidates[top], sims[top], k)
-
-    def _position_weights(self, positions: np.ndarray, n: int) -> np.ndarray:
-        if self.lambda_spw is not None:
-            return np.exp((positions - n) / self.lambda_spw)
-        if self.weighting == "div":
-            return positions / n
-        if self.weighting == "quadratic":
-            return (positions / n) ** 2
-        return np.ones(len(positions))
-
-    def _votes(
-        self, slot: int, n: int, entries: np.ndarray, neighbours: np.ndarray, sims: np.ndarray, k: int
-    ) -> list[Scored]:
-        index = self.index
-        rows, held = index.items[neighbours], index.last[neighbours]
-        mine, my_items = index.item_pos, index.items[slot, entries]
-        mine[my_items] = entries + 1  # the session's last position of each of its items
-        in_mine = mine[rows]
-        mine[my_items] = 0
-        my_pos = np.where(held, in_mine, 0)
-        shared = my_pos > 0
-        last_mine = my_pos.max(axis=1)
-        anchor = np.where(shared, self._positions, 0).max(axis=1)
-        step = n - last_mine + 1
-        if self.lambda_ipw is not None:
-            vote = sims * np.exp((1 - step) / self.lambda_ipw)
-        elif self.weighting_score == "div":
-            vote = sims / step
-        elif self.weighting_score == "quadratic":
-            vote = sims / (step * step)
-        else:
-            vote = sims
-        values = np.broadcast_to(vote[:, None], rows.shape)
-        if self._inh is not None:
-            values = values * self._inh[np.abs(self._positions - anchor[:, None])]
-        keep = held if self.remind else held & (in_mine == 0)
-        items, values = rows[keep], values[keep]
-        if self.idf_weighting:
-            values = values * (1.0 + self.idf_weighting * (math.log(index.sessions) - np.log(index.clicks[items])))
-        # One score per item, summed in neighbour order; items keep their first appearance's order.
-        order, mark = np.arange(len(items)), index.item_mark
-        mark[items[::-1]] = order[::-1]
-        unique = items[mark[items] == order]
-        mark[unique] = np.arange(len(unique))
-        scores = np.bincount(mark[items], weights=values, minlength=len(unique))
-        mark[unique] = -1
-        best = np.argsort(-scores, kind="stable")[:k]
+        sessions, entries = index.pairs(slot)
+        items, scores = knn_scores(
+            slot, self.k, index.sample_size, k,
+            index.items, index.last, index.n, index.distinct, index.seq, index.ts, index.clicks, index.sessions,
+            sessions, entries,
+            self.similarity == "cosine", WEIGHTINGS[self.weighting], WEIGHTINGS[self.weighting_score],
+            float(self.idf_weighting), _unset(self.lambda_spw), _unset(self.lambda_ipw), self._inh,
+            _unset(self.lambda_snh), self.remind,
+            index.slot_mark, index.item_pos, index.item_mark, index.item_last, index.item_score,
+        )
         names = index.names
-        return [(names[item], score) for item, score in zip(unique[best].tolist(), scores[best].tolist())]  # type: ignore[misc]
+        return [(names[item], score) for item, score in zip(items.tolist(), scores.tolist())]  # type: ignore[misc]
 
     def size(self) -> dict[str, int]:
         return self.index.size() if self.learns else {}
