@@ -73,9 +73,10 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
         dots[at] += weights[pair_entries[i]]
     for i in range(count):
         slot_mark[found[i]] = -1
-    order = np.argsort(-seq[found[:count]], kind="mergesort")  # most recent first
-    if count > sample_size:
-        order = order[:sample_size]
+    if count > sample_size:  # the most recent
+        order = _top(seq[found[:count]].astype(np.float64), sample_size)
+    else:
+        order = np.arange(count)
     m = len(order)
     cands = np.empty(m, dtype=np.int64)
     sims = np.empty(m)
@@ -90,10 +91,11 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
         if lambda_snh > 0.0:
             sim *= math.exp((ts[s] - ts[slot]) / (lambda_snh * 86_400.0))
         sims[r] = sim
-    ranked = np.argsort(-sims, kind="mergesort")[:k]  # stable: equally similar stay most recent first
+    ranked = _top_recent_first(sims, seq, cands, k)
     # Votes, summed in neighbour order; items keep their first vote's order.
     log_sessions = math.log(n_sessions)
     scored = np.empty(len(ranked) * items.shape[1], dtype=np.int64)
+    boosts = np.empty(len(scored))  # IDF boost of each scored item, computed once
     n_scored = 0
     silent = np.empty(len(ranked), dtype=np.int64)
     n_silent = 0
@@ -130,15 +132,16 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
             if vote == 0.0 or (not remind and item_pos[item] > 0):
                 continue
             value = vote * inh[abs(pos - anchor)] if len(inh) else vote
-            if idf_weighting != 0.0:
-                value *= 1.0 + idf_weighting * (log_sessions - math.log(clicks[item]))
             if item_mark[item] < 0:
                 item_mark[item] = n_scored
                 scored[n_scored] = item
                 n_scored += 1
-                item_score[item] = value
-            else:
-                item_score[item] += value
+                item_score[item] = 0.0
+                if idf_weighting != 0.0:
+                    boosts[n_scored - 1] = 1.0 + idf_weighting * (log_sessions - math.log(clicks[item]))
+            if idf_weighting != 0.0:
+                value *= boosts[item_mark[item]]
+            item_score[item] += value
     # Silenced neighbours still rank above the rest of the catalogue: they fill a short list with zeros.
     for r in range(n_silent):
         if n_scored >= depth:
@@ -159,8 +162,31 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
         item_score[item] = 0.0
     for j in range(n):
         item_pos[items[slot, j]] = 0
-    best = np.argsort(-out_scores, kind="mergesort")[:depth]
+    best = _top(out_scores, depth)
     return scored[best], out_scores[best]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top(values, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` largest values, largest first, equal values in index order (a stable top-k)."""
+    if len(values) > 2 * k:  # select before sorting: only values at or above the k-th largest
+        threshold = np.partition(-values, k - 1)[k - 1]
+        picked = np.flatnonzero(-values <= threshold)
+    else:
+        picked = np.arange(len(values))
+    order = np.argsort(-values[picked], kind="mergesort")[:k]
+    return picked[order]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_recent_first(sims, seq, cands, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` most similar candidates, the more recent first among equals."""
+    if len(sims) > 2 * k:  # only candidates at or above the k-th largest similarity can be among them
+        picked = np.flatnonzero(-sims <= np.partition(-sims, k - 1)[k - 1])
+    else:
+        picked = np.arange(len(sims))
+    recent = picked[np.argsort(-seq[cands[picked]], kind="mergesort")]
+    return recent[np.argsort(-sims[recent], kind="mergesort")[:k]]
 
 
 # -- the index: sessions as rows of item ids, postings as blocks of one pool ----------------------------
