@@ -37,6 +37,7 @@ from shopstream.models.session_knn_kernel import (
     session_pairs,
 )
 
+
 def _grown(array: np.ndarray, size: int, fill: int = 0) -> np.ndarray:
     """``array`` with at least ``size`` rows: doubled, the new rows ``fill``."""
     if len(array) >= size:
@@ -324,7 +325,7 @@ class IndexedSessionKNN(SessionRecommender):
             index.slot_mark, index.item_pos, index.item_mark, index.item_last, index.item_score,
         )
         names = index.names
-        return [(names[item], score) for item, score in zip(items.tolist(), scores.tolist())]  # type: ignore[misc]
+        return [(names[item], score) for item, score in zip(items.tolist(), scores.tolist(), strict=True)]  # type: ignore[misc]
 
     def size(self) -> dict[str, int]:
         return self.index.size() if self.learns else {}

@@ -33,7 +33,7 @@ def _position_weight(p: int, n: int, code: int, lambda_spw: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splitting it costs calls
+def knn_scores(
     slot, k, sample_size, depth,
     items, last, n_items, distinct, seq, ts, clicks, n_sessions,
     pair_sessions, pair_entries,
@@ -73,10 +73,8 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
         dots[at] += weights[pair_entries[i]]
     for i in range(count):
         slot_mark[found[i]] = -1
-    if count > sample_size:  # the most recent
-        order = _top(seq[found[:count]].astype(np.float64), sample_size)
-    else:
-        order = np.arange(count)
+    # Past ``sample_size``, the most recent.
+    order = _top(seq[found[:count]].astype(np.float64), sample_size) if count > sample_size else np.arange(count)
     m = len(order)
     cands = np.empty(m, dtype=np.int64)
     sims = np.empty(m)
@@ -84,10 +82,7 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
     for r in range(m):
         s = found[order[r]]
         cands[r] = s
-        if cosine:
-            sim = dots[order[r]] / (norm * math.sqrt(distinct[s]))
-        else:
-            sim = dots[order[r]] / size
+        sim = dots[order[r]] / (norm * math.sqrt(distinct[s]) if cosine else size)
         if lambda_snh > 0.0:
             sim *= math.exp((ts[s] - ts[slot]) / (lambda_snh * 86_400.0))
         sims[r] = sim
@@ -169,11 +164,10 @@ def knn_scores(  # noqa: PLR0912, PLR0913, PLR0915 - one compiled pass; splittin
 @numba.njit(cache=True, nogil=True)
 def _top(values, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` largest values, largest first, equal values in index order (a stable top-k)."""
-    if len(values) > 2 * k:  # select before sorting: only values at or above the k-th largest
-        threshold = np.partition(-values, k - 1)[k - 1]
-        picked = np.flatnonzero(-values <= threshold)
-    else:
-        picked = np.arange(len(values))
+    # Select before sorting: only values at or above the k-th largest.
+    picked = np.flatnonzero(-values <= np.partition(-values, k - 1)[k - 1]) if len(values) > 2 * k else np.arange(
+        len(values)
+    )
     order = np.argsort(-values[picked], kind="mergesort")[:k]
     return picked[order]
 
@@ -181,10 +175,8 @@ def _top(values, k):  # type: ignore[no-untyped-def]
 @numba.njit(cache=True, nogil=True)
 def _top_recent_first(sims, seq, cands, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` most similar candidates, the more recent first among equals."""
-    if len(sims) > 2 * k:  # only candidates at or above the k-th largest similarity can be among them
-        picked = np.flatnonzero(-sims <= np.partition(-sims, k - 1)[k - 1])
-    else:
-        picked = np.arange(len(sims))
+    # Only candidates at or above the k-th largest similarity can be among them.
+    picked = np.flatnonzero(-sims <= np.partition(-sims, k - 1)[k - 1]) if len(sims) > 2 * k else np.arange(len(sims))
     recent = picked[np.argsort(-seq[cands[picked]], kind="mergesort")]
     return recent[np.argsort(-sims[recent], kind="mergesort")[:k]]
 
@@ -233,7 +225,7 @@ def _post(item, slot, sample_size, items, last, posted, n_items, seq, unposted, 
 
 
 @numba.njit(cache=True, nogil=True)
-def learn_click(  # noqa: PLR0913
+def learn_click(
     slot, item, clock, sample_size,
     items, last, posted, n_items, distinct, seq, unposted, clicks,
     pool, start, cap, count, top,
