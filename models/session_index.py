@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -308,6 +309,10 @@ class IndexedSessionKNN(SessionRecommender):
     def learn_one(self, event: Event) -> None:
         if self.learns:
             self.index.learn_one(event)
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        if self.learns:
+            self.index.learn_many(events)
 
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
         index = self.index
