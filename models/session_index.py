@@ -1,21 +1,22 @@
-"""Session-kNN on NumPy arrays: one index of sessions and item postings, shared by V-SKNN and V-STAN scorers.
+"""Session-kNN on arrays: one index of sessions and item postings, shared by V-SKNN and V-STAN scorers.
 
 The pure-Python :class:`~shopstream.models.session_knn.SessionKNN` pays a dict operation per candidate
 session and per neighbour item, thousands per list, and re-links a session into every one of its items'
 postings on each click. Here a session is a row of item ids (its last ``window`` clicks), recency is
-one global click counter per session (so a click touches only the clicked item's postings), and a list
-is a few vectorised passes: gather the postings of the session's items, keep the ``sample_size`` most
-recent candidates, weigh their overlap, take the ``k`` most similar and add up their votes. The scores
-are those of ``SessionKNN`` with the same settings (a unit test checks them click by click on random
-streams); only the order of equal scores may differ.
+one global click counter per session (so a click touches only the clicked item's postings), and both a
+click and a list are one call of a compiled kernel (models/session_knn_kernel.py): gather the postings
+of the session's items, keep the ``sample_size`` most recent candidates, weigh their overlap, take the
+``k`` most similar and add up their votes. The scores are those of ``SessionKNN`` with the same settings
+(tests/unit/test_session_index.py checks them click by click on random streams); only the order of
+equal scores may differ. Python keeps what needs a hash: session and item ids to rows, LRU order, expiry.
 
 Both kNNs of the session blend have the same candidates (same postings, same ``sample_size``): they
-share one :class:`SessionIndex`, which learns each click once and keeps the candidates of the last
+share one :class:`SessionIndex`, which learns each click once and keeps the postings pairs of the last
 session asked for until the next click is learned.
 
 Memory: at most ``max_sessions`` sessions of ``window`` items (int32 rows), each item's postings at
-most ``sample_size + 1`` sessions, an item's id freed when no held session has it; arrays grow by
-doubling up to those caps.
+most ``sample_size + 1`` sessions in blocks of one pool (compacted when full, so within about twice the
+live postings), an item's id freed when no held session has it; arrays grow by doubling up to those caps.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def _unset(value: float | None) -> float:
 
 
 class IndexedSessionKNN(SessionRecommender):
-    """V-SKNN / V-STAN scores over a :class:`SessionIndex`: ``SessionKNN``'s lists, vectorised.
+    """V-SKNN / V-STAN scores over a :class:`SessionIndex`: ``SessionKNN``'s lists, compiled.
 
     Parameters
     ----------
