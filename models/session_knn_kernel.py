@@ -1,10 +1,12 @@
-"""The compiled inner loop of :class:`~shopstream.models.session_index.IndexedSessionKNN`: one session's kNN list.
+"""The compiled loops of :mod:`~shopstream.models.session_index`: learning a click, and one session's kNN list.
 
 A list is a few thousand scalar steps (hundreds of candidate sessions, a hundred neighbours of up to
 ``window`` items each); as Python dict operations they cost a millisecond, as NumPy calls on such small
-arrays the per-call overhead dominates, so the loop is compiled with numba. It follows
-:class:`~shopstream.models.session_knn.SessionKNN` step by step, including the order in which scores are
-summed and ties are broken, and ``tests/unit/test_session_index.py`` holds it to that reference.
+arrays the per-call overhead dominates, so the loops are compiled with numba (``cache=True``: compiled
+once per install, then loaded from ``__pycache__``). The list follows
+:class:`~shopstream.models.session_knn.SessionKNN` step by step (neighbours ranked the more recent first
+among equals, votes summed in neighbour order), and ``tests/unit/test_session_index.py`` holds it to
+that reference; only items of equal scores may come in another order.
 
 Scratch arrays indexed by item id or session row are passed in and left as they were found (zeros or -1),
 so a call allocates only its outputs and a few arrays of the candidates' size.
