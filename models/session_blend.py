@@ -21,22 +21,22 @@ from operator import itemgetter
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.events import Event
-from shopstream.models.session_knn import SessionKNN
+from shopstream.models.session_index import IndexedSessionKNN, SessionIndex
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 
 #: The list length the components are scored at: the served list's length.
 SCORED_K = 20
 
 
-def default_knns(window: int = 50, max_sessions: int = 200_000) -> tuple[SessionKNN, SessionKNN]:
+def default_knns(window: int = 50, max_sessions: int = 200_000) -> tuple[IndexedSessionKNN, IndexedSessionKNN]:
     """V-SKNN (session-rec's defaults, with IDF) and V-STAN (its shipped YOOCHOOSE weights), both with
-    V-SKNN's neighbourhood (100 of the 500 most recent sessions): the pair was picked on the last day of
-    YOOCHOOSE's train file, never its test file (docs/evaluation.md)."""
-    common = {"k": 100, "sample_size": 500, "window": window, "max_sessions": max_sessions}
+    V-SKNN's neighbourhood (100 of the 500 most recent sessions), on one shared index (the first learns it):
+    the pair was picked on the last day of YOOCHOOSE's train file, never its test file (docs/evaluation.md)."""
+    index = SessionIndex(sample_size=500, window=window, max_sessions=max_sessions)
     return (
-        SessionKNN(similarity="vec", weighting="div", idf_weighting=1.0, **common),
-        SessionKNN(similarity="cosine", lambda_spw=4, lambda_snh=5, lambda_inh=4, lambda_ipw=1e-5, idf_weighting=1.0,
-                   **common),
+        IndexedSessionKNN(index, k=100, similarity="vec", weighting="div", idf_weighting=1.0),
+        IndexedSessionKNN(index, k=100, similarity="cosine", lambda_spw=4, lambda_snh=5, lambda_inh=4, lambda_ipw=1e-5,
+                          idf_weighting=1.0, learns=False),
     )
 
 

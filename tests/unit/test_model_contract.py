@@ -15,6 +15,7 @@ from shopstream.models.events import Event, parse_event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.session_blend import SessionBlend
+from shopstream.models.session_index import IndexedSessionKNN
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.stack_config import SessionModelName, StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
@@ -100,7 +101,7 @@ def test_serving_is_read_only(session_model: str, index: int) -> None:
 
 def item_bound(model: Model) -> int:
     """A session-kNN's item index holds the items of the sessions it holds; a blend's, its components'."""
-    if isinstance(model, SessionKNN):
+    if isinstance(model, SessionKNN | IndexedSessionKNN):
         return CAP * model.window
     if isinstance(model, SessionBlend):
         return max(item_bound(component) for component in model.components)

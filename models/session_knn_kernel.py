@@ -1,0 +1,336 @@
+"""The compiled loops of :mod:`~shopstream.models.session_index`: learning a click, and one session's kNN list.
+
+A list is a few thousand scalar steps (hundreds of candidate sessions, a hundred neighbours of up to
+``window`` items each); as Python dict operations they cost a millisecond, as NumPy calls on such small
+arrays the per-call overhead dominates, so the loops are compiled with numba (``cache=True``: compiled
+once per install, then loaded from ``__pycache__``). The list follows
+:class:`~shopstream.models.session_knn.SessionKNN` step by step (neighbours ranked the more recent first
+among equals, votes summed in neighbour order), and ``tests/unit/test_session_index.py`` holds it to
+that reference; only items of equal scores may come in another order.
+
+Scratch arrays indexed by item id or session row are passed in and left as they were found (zeros or -1),
+so a call allocates only its outputs and a few arrays of the candidates' size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: ``weighting`` / ``weighting_score`` codes.
+WEIGHTINGS = {"div": 0, "quadratic": 1, "same": 2}
+
+
+@numba.njit(cache=True, nogil=True)
+def _position_weight(p: int, n: int, code: int, lambda_spw: float) -> float:
+    if lambda_spw > 0.0:
+        return math.exp((p - n) / lambda_spw)
+    if code == 0:
+        return p / n
+    if code == 1:
+        return (p / n) ** 2
+    return 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def knn_scores(
+    slot, k, sample_size, depth,
+    items, last, n_items, distinct, seq, ts, clicks, n_sessions,
+    pair_sessions, pair_entries,
+    cosine, weighting, weighting_score, idf_weighting, lambda_spw, lambda_ipw, inh, lambda_snh, remind,
+    slot_mark, item_pos, item_mark, item_last, item_score,
+):  # type: ignore[no-untyped-def]
+    """Item ids and scores of the session's next items, best first (at most ``depth``).
+
+    ``pair_sessions``/``pair_entries``: every (session, entry of this session's row) pair of the postings
+    of the session's items, in the session's item order. ``lambda_*`` <= 0 and ``len(inh) == 0`` mean unset.
+    """
+    n = n_items[slot]
+    # The session's items: last position and weight.
+    norm2 = 0.0
+    size = 0
+    weights = np.zeros(n)
+    for j in range(n):
+        if last[slot, j]:
+            w = _position_weight(j + 1, n, weighting, lambda_spw)
+            weights[j] = w
+            norm2 += w * w
+            size += 1
+            item_pos[items[slot, j]] = j + 1
+    # Candidates: distinct sessions in first-seen order with their overlap, then the most recent.
+    found = np.empty(len(pair_sessions), dtype=np.int64)
+    dots = np.zeros(len(pair_sessions))
+    count = 0
+    for i in range(len(pair_sessions)):
+        s = pair_sessions[i]
+        if s == slot:
+            continue
+        at = slot_mark[s]
+        if at < 0:
+            at = slot_mark[s] = count
+            found[count] = s
+            count += 1
+        dots[at] += weights[pair_entries[i]]
+    for i in range(count):
+        slot_mark[found[i]] = -1
+    # Past ``sample_size``, the most recent.
+    order = _top(seq[found[:count]].astype(np.float64), sample_size) if count > sample_size else np.arange(count)
+    m = len(order)
+    cands = np.empty(m, dtype=np.int64)
+    sims = np.empty(m)
+    norm = math.sqrt(norm2)
+    for r in range(m):
+        s = found[order[r]]
+        cands[r] = s
+        sim = dots[order[r]] / (norm * math.sqrt(distinct[s]) if cosine else size)
+        if lambda_snh > 0.0:
+            sim *= math.exp((ts[s] - ts[slot]) / (lambda_snh * 86_400.0))
+        sims[r] = sim
+    ranked = _top_recent_first(sims, seq, cands, k)
+    # Votes, summed in neighbour order; items keep their first vote's order.
+    log_sessions = math.log(n_sessions)
+    scored = np.empty(len(ranked) * items.shape[1], dtype=np.int64)
+    boosts = np.empty(len(scored))  # IDF boost of each scored item, computed once
+    n_scored = 0
+    silent = np.empty(len(ranked), dtype=np.int64)
+    n_silent = 0
+    for r in ranked:
+        s = cands[r]
+        ns = n_items[s]
+        last_mine = 0
+        anchor = 0
+        for j in range(ns):
+            if last[s, j]:
+                item_last[items[s, j]] = j + 1
+                p = item_pos[items[s, j]]
+                if p > 0:
+                    last_mine = max(last_mine, p)
+                    anchor = j + 1
+        step = n - last_mine + 1
+        if lambda_ipw > 0.0:
+            vote = sims[r] * math.exp((1 - step) / lambda_ipw)
+        elif weighting_score == 0:
+            vote = sims[r] / step
+        elif weighting_score == 1:
+            vote = sims[r] / (step * step)
+        else:
+            vote = sims[r]
+        if vote == 0.0:  # underflow: a steep lambda_ipw silences neighbours without the last click
+            silent[n_silent] = s
+            n_silent += 1
+        for j in range(ns):
+            item = items[s, j]
+            pos = item_last[item]
+            if pos == 0:  # not its first click in the neighbour's window: voted already
+                continue
+            item_last[item] = 0
+            if vote == 0.0 or (not remind and item_pos[item] > 0):
+                continue
+            value = vote * inh[abs(pos - anchor)] if len(inh) else vote
+            if item_mark[item] < 0:
+                item_mark[item] = n_scored
+                scored[n_scored] = item
+                n_scored += 1
+                item_score[item] = 0.0
+                if idf_weighting != 0.0:
+                    boosts[n_scored - 1] = 1.0 + idf_weighting * (log_sessions - math.log(clicks[item]))
+            if idf_weighting != 0.0:
+                value *= boosts[item_mark[item]]
+            item_score[item] += value
+    # Silenced neighbours still rank above the rest of the catalogue: they fill a short list with zeros.
+    for r in range(n_silent):
+        if n_scored >= depth:
+            break
+        s = silent[r]
+        for j in range(n_items[s]):
+            item = items[s, j]
+            if item_mark[item] < 0 and (remind or item_pos[item] == 0):
+                item_mark[item] = n_scored
+                scored[n_scored] = item
+                n_scored += 1
+                item_score[item] = 0.0
+    out_scores = np.empty(n_scored)
+    for i in range(n_scored):
+        item = scored[i]
+        out_scores[i] = item_score[item]
+        item_mark[item] = -1
+        item_score[item] = 0.0
+    for j in range(n):
+        item_pos[items[slot, j]] = 0
+    best = _top(out_scores, depth)
+    return scored[best], out_scores[best]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top(values, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` largest values, largest first, equal values in index order (a stable top-k)."""
+    # Select before sorting: only values at or above the k-th largest.
+    picked = np.flatnonzero(-values <= np.partition(-values, k - 1)[k - 1]) if len(values) > 2 * k else np.arange(
+        len(values)
+    )
+    order = np.argsort(-values[picked], kind="mergesort")[:k]
+    return picked[order]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_recent_first(sims, seq, cands, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` most similar candidates, the more recent first among equals."""
+    # Only candidates at or above the k-th largest similarity can be among them.
+    picked = np.flatnonzero(-sims <= np.partition(-sims, k - 1)[k - 1]) if len(sims) > 2 * k else np.arange(len(sims))
+    recent = picked[np.argsort(-seq[cands[picked]], kind="mergesort")]
+    return recent[np.argsort(-sims[recent], kind="mergesort")[:k]]
+
+
+# -- the index: sessions as rows of item ids, postings as blocks of one pool ----------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpost(item, slot, pool, start, count):  # type: ignore[no-untyped-def]
+    """Take the session out of the item's postings (order does not matter: recency is ``seq``)."""
+    first, size = start[item], count[item]
+    for i in range(first, first + size):
+        if pool[i] == slot:
+            pool[i] = pool[first + size - 1]
+            count[item] = size - 1
+            return
+
+
+@numba.njit(cache=True, nogil=True)
+def _post(item, slot, sample_size, items, last, posted, n_items, seq, unposted, pool, start, cap, count, top):  # type: ignore[no-untyped-def]
+    """Add the session (the most recent) to the item's postings; past ``sample_size + 1`` the least recent
+    leaves them, and remembers that its last click of the item is out (``posted``)."""
+    size = count[item]
+    if size == cap[item]:
+        if size > sample_size:
+            first = start[item]
+            j = first
+            for i in range(first + 1, first + size):
+                if seq[pool[i]] < seq[pool[j]]:
+                    j = i
+            gone = pool[j]
+            pool[j] = slot
+            for e in range(n_items[gone]):
+                if items[gone, e] == item and last[gone, e]:
+                    posted[gone, e] = False
+            unposted[gone] += 1
+            return
+        grown = min(max(4, 2 * size), sample_size + 1)
+        at = top[0]
+        pool[at : at + size] = pool[start[item] : start[item] + size]
+        start[item] = at
+        cap[item] = grown
+        top[0] = at + grown
+    pool[start[item] + size] = slot
+    count[item] = size + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def learn_click(
+    slot, item, clock, sample_size,
+    items, last, posted, n_items, distinct, seq, unposted, clicks,
+    pool, start, cap, count, top,
+):  # type: ignore[no-untyped-def]
+    """Append the click to the session's row (dropping its oldest past the window) and update the postings.
+
+    Returns the id of an item no held session has any more (to be freed), or -1. The pool must have room
+    for ``window + 1`` blocks of ``sample_size + 1``.
+    """
+    window = items.shape[1]
+    seq[slot] = clock
+    clicks[item] += 1
+    n = n_items[slot]
+    freed = -1
+    if n == window:  # the oldest click leaves the window
+        gone, was_last, was_posted = items[slot, 0], last[slot, 0], posted[slot, 0]
+        for e in range(window - 1):
+            items[slot, e] = items[slot, e + 1]
+            last[slot, e] = last[slot, e + 1]
+            posted[slot, e] = posted[slot, e + 1]
+        last[slot, window - 1] = posted[slot, window - 1] = False
+        n -= 1
+        if was_last:
+            distinct[slot] -= 1
+            if was_posted:
+                _unpost(gone, slot, pool, start, count)
+            else:
+                unposted[slot] -= 1
+        clicks[gone] -= 1
+        if clicks[gone] == 0:
+            freed = gone
+    repeat = -1
+    for e in range(n):
+        if items[slot, e] == item and last[slot, e]:
+            repeat = e
+    items[slot, n] = item
+    last[slot, n] = True
+    n_items[slot] = n + 1
+    if repeat >= 0:  # the last click moves here, with its place in the postings
+        last[slot, repeat] = False
+        posted[slot, n] = posted[slot, repeat]
+        posted[slot, repeat] = False
+    else:
+        distinct[slot] += 1
+        posted[slot, n] = True
+        _post(item, slot, sample_size, items, last, posted, n_items, seq, unposted, pool, start, cap, count, top)
+    if unposted[slot] > 0:  # now the most recent session of all its items: back in their postings
+        for e in range(n + 1):
+            if last[slot, e] and not posted[slot, e]:
+                posted[slot, e] = True
+                unposted[slot] -= 1
+                _post(items[slot, e], slot, sample_size, items, last, posted, n_items, seq, unposted, pool, start,
+                      cap, count, top)
+    return freed
+
+
+@numba.njit(cache=True, nogil=True)
+def forget_session(slot, items, last, posted, n_items, distinct, unposted, clicks, pool, start, count):  # type: ignore[no-untyped-def]
+    """Take a session out of the postings and the click counts; returns the ids no held session has any more."""
+    n = n_items[slot]
+    freed = np.empty(n, dtype=np.int64)
+    n_freed = 0
+    for e in range(n):
+        item = items[slot, e]
+        if last[slot, e] and posted[slot, e]:
+            _unpost(item, slot, pool, start, count)
+        clicks[item] -= 1
+        if clicks[item] == 0:
+            freed[n_freed] = item
+            n_freed += 1
+        last[slot, e] = posted[slot, e] = False
+    n_items[slot] = distinct[slot] = unposted[slot] = 0
+    return freed[:n_freed]
+
+
+@numba.njit(cache=True, nogil=True)
+def compacted(pool, start, cap, count, size):  # type: ignore[no-untyped-def]
+    """The live postings blocks copied to the front of a new pool of ``size``; returns it and its top."""
+    out = np.empty(size, dtype=pool.dtype)
+    top = 0
+    for item in range(len(cap)):
+        if cap[item]:
+            out[top : top + count[item]] = pool[start[item] : start[item] + count[item]]
+            start[item] = top
+            top += cap[item]
+    return out, top
+
+
+@numba.njit(cache=True, nogil=True)
+def session_pairs(slot, items, last, n_items, pool, start, count):  # type: ignore[no-untyped-def]
+    """Every (session, entry) pair of the postings of the session's items, in the session's item order."""
+    total = 0
+    for e in range(n_items[slot]):
+        if last[slot, e]:
+            total += count[items[slot, e]]
+    sessions = np.empty(total, dtype=np.int64)
+    entries = np.empty(total, dtype=np.int64)
+    at = 0
+    for e in range(n_items[slot]):
+        if last[slot, e]:
+            item = items[slot, e]
+            for i in range(start[item], start[item] + count[item]):
+                sessions[at] = pool[i]
+                entries[at] = e
+                at += 1
+    return sessions, entries
