@@ -1,9 +1,10 @@
 """Where the model stack's time goes at a given step size: CPU microseconds an event per part.
 
-``python -m shopstream.bench.stack_breakdown [--events 60000] [--step 100] [--event-rate 5000]``
-learns the first half of a seeded synthetic stream in catch-up steps (state to serve from), then the
-second half in steps of ``--step`` events through both tiers, as a live worker does at
-``--event-rate`` events/s with its default deferred policy, and prints each model's learning, each
+``python -m shopstream.bench.stack_breakdown [--events 60000] [--step 100] [--event-rate 5000]
+[--deferred-delay-s 0.5]`` learns the first half of a seeded synthetic stream in catch-up steps (state to
+serve from), then the second half in steps of ``--step`` events through both tiers, as a live worker does
+at ``--event-rate`` events/s with the deferred policy's delay (0: the deferred tier after every step), and
+prints each model's learning, each
 list kind's building and the user scoring in CPU µs per event (and per call), with what is left to
 the engine's own loop. One thread, CPU time (``time.thread_time``): the machine's other load counts
 little. The catch-up was profiled with py-spy (docs/performance.md); this is the live path's table.
@@ -56,7 +57,7 @@ def instrument(stack: RecommenderStack, timings: Timings) -> None:
     )
 
 
-def run(events: list[Event], step: int, event_rate: float) -> None:
+def run(events: list[Event], step: int, event_rate: float, deferred_delay_s: float) -> None:
     stack = RecommenderStack(StackConfig())
     half = len(events) // 2
     for start in range(0, half, 5000):
@@ -64,7 +65,7 @@ def run(events: list[Event], step: int, event_rate: float) -> None:
     timings = Timings()
     instrument(stack, timings)
     live = events[half:]
-    deferred_every = max(1, min(DEFERRED_EVENTS, int(event_rate * 0.5)) // step)  # 0.5 s of events
+    deferred_every = max(1, min(DEFERRED_EVENTS, int(event_rate * deferred_delay_s)) // step)
     started = time.thread_time()
     for n, start in enumerate(range(0, len(live), step), 1):
         stack.process_sessions([(event, 0.0) for event in live[start : start + step]])
@@ -87,10 +88,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--step", type=int, default=100, help="events a step: 100 is 20 ms at 5,000 events/s")
     parser.add_argument("--event-rate", type=float, default=5000.0)
+    parser.add_argument("--deferred-delay-s", type=float, default=0.5, help="SHOPSTREAM_DEFERRED_MAX_DELAY_S")
     args = parser.parse_args()
     threadpool_limits(1)  # as the worker (after numpy and scipy are loaded)
     events = [parse_event(raw, now=raw["ts"]) for raw in synthetic(0, args.events, args.event_rate)]
-    run(events, args.step, args.event_rate)
+    run(events, args.step, args.event_rate, args.deferred_delay_s)
 
 
 if __name__ == "__main__":
