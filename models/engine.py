@@ -1,10 +1,9 @@
 """The served recommender: every model of the stack, fed one batch at a time, with fallbacks.
 
-The worker and ``shopstream evaluate`` both drive this class, so what is measured offline is
-what is served online. Each event of a batch first scores the lists its session and user were
-actually shown (predict before learn), then every model learns the batch in order (``learn_many``:
-the matrix factorisation in one vectorised step), then each touched session, user, item and
-category gets its list recomputed once.
+The worker and the benchmarks drive this class. Every model learns the batch in order (``learn_many``:
+the matrix factorisation in one vectorised step), in runs cut before each sampled positive event, which is
+first scored against the lists its session and user would be shown then (predict before learn,
+models/online_eval.py); then each touched session, user, item and category gets its list recomputed once.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from sys import intern
 
@@ -27,7 +27,7 @@ from shopstream.models.bounded import ExpiringDict, LRUDict, SeenIds
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
-from shopstream.models.online_eval import OnlineScores, ScoreDelta
+from shopstream.models.online_eval import PrequentialScorer, ScoreDelta, Shown
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
@@ -35,7 +35,7 @@ from shopstream.models.session_models import build_session_model, vsknn
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.strategies import OutcomeCounts, SessionExperiment, TrendingArm
 from shopstream.models.throttle import RefreshThrottle
-from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
+from shopstream.models.transitions import ItemTransitions
 from shopstream.models.trending import Trending
 
 
@@ -105,17 +105,16 @@ class RecommenderStack:
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
                  self.propensity, *self.experiment.arms.values())
         self.models = list({id(m): m for m in parts}.values())
-        self.scores = OnlineScores(ks=(10, 20))
+        self.scorer = PrequentialScorer(
+            config.hit_rate_sample, config.session_ttl_s, config.max_sessions, config.max_users
+        )
         self._seen = SeenIds(config.dedupe_window)
         # The keys this stack writes; the worker narrows it to its slots (models/ownership.py).
         self.owner = KeyOwner.everything()
         self.learned = 0  # events learned since the stack was created, restores included: each counts once
-        # What each session and user was last shown, by which model: the basis of online scoring.
-        # Session entries go with the session (its TTL), so they level off on an endless stream.
-        self._served_sessions: ExpiringDict[str, tuple[str, list[str]]] = ExpiringDict(
-            config.max_sessions, config.session_ttl_s
-        )
-        self._served_users: LRUDict[str, tuple[str, list[str]]] = LRUDict(config.max_users)
+        # What each session was last shown, by which model: a user the user model does not know is shown it.
+        # Entries go with the session (its TTL), so they level off on an endless stream.
+        self._served_sessions: ExpiringDict[str, Shown] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         # Every key an event touched, whoever writes it, most recently touched last: what the stack can
         # publish again when the store lost its keys or this worker took over their slots (held_lists).
         self._live_sessions: ExpiringDict[str, None] = ExpiringDict(config.max_sessions, config.session_ttl_s)
@@ -183,12 +182,6 @@ class RecommenderStack:
                 _intern_ids(event)
                 fresh.append(event)
                 out.learned[event.type] += 1
-                if event.type in POSITIVE_TYPES:
-                    self._score_served(event)
-                if event.user_id is not None:
-                    self._last_session[event.user_id] = event.session_id
-                if event.category is not None:
-                    self._last_category.set(event.session_id, event.category, event.ts)
             else:
                 out.duplicates[event.type] += 1
             if event.type == "impression":  # exposure, not interest: no model's list changes (attribution counts it)
@@ -214,18 +207,28 @@ class RecommenderStack:
                 elif key not in touched or origin < touched[key]:
                     touched[key] = origin
         self._note_live(live)
-        for model in self.models:  # models are independent: each learns the whole batch in order
-            model.learn_many(fresh)
+        self.scorer.learn(fresh, owns, lambda run: self._learn(run, owns, out.outcomes), self._shown_before)
+        self._last_category.expire(self._now)
         self.learned += len(fresh)
-        out.outcomes = self.experiment.learn_many(fresh, owns)
         out.allocation = self.experiment.allocation()
         if self.forecaster.periods > periods and batch and owns("all"):
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), min(origin for _, origin in batch))
         touched.update(self._throttle.due(now))
         out.lists = self._recompute_all(touched)
-        out.scores = self.scores.drain()
+        out.scores = self.scorer.scores.drain()
         return out
+
+    def _learn(self, events: Sequence[Event], owns: Callable[[str], bool], outcomes: OutcomeCounts) -> None:
+        """Every model, the experiment and the stack's own session context learn a run of events in order."""
+        for event in events:
+            if event.user_id is not None:
+                self._last_session[event.user_id] = event.session_id
+            if event.category is not None:
+                self._last_category.set(event.session_id, event.category, event.ts)
+        for model in self.models:  # models are independent: each learns the whole run in order
+            model.learn_many(events)
+        outcomes.update(self.experiment.learn_many(events, owns))
 
     def flush(self, now: float) -> BatchOutput:
         """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
@@ -240,17 +243,32 @@ class RecommenderStack:
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
-    def _score_served(self, event: Event) -> None:
-        """Score what this worker served: a list it wrote before its key moved to another worker is not
-        what the shopper sees now."""
-        shown = []
-        if self.owner(event.session_id):
-            shown.append(("session", self._served_sessions.peek(event.session_id)))
-        if event.user_id is not None and self.owner(event.user_id):
-            shown.append(("user", self._served_users.peek(event.user_id)))
-        for kind, served in shown:
-            if served is not None:
-                self.scores.record(f"{kind}:{served[0]}", served[1], event.item_id)
+    def _shown_before(self, event: Event, session: bool, user: bool, now: float) -> list[tuple[str, Shown | None]]:
+        """The lists ``event``'s session and user would be shown now, by the served lists' builders, without
+        writing or remembering them, and from models serving uncached (their answers then depend on what they
+        learned only): what the online hit-rate scores ``event`` against before it is learned."""
+        k = self.config.top_k
+
+        def trending(category: str | None) -> list[Scored]:
+            return self.trending.top(k, category)
+
+        shown: list[tuple[str, Shown | None]] = []
+        with ExitStack() as uncached:
+            for model in self.models:
+                uncached.enter_context(model.uncached())
+            if session:
+                shown.append(("session", self._session_shown(event.session_id, now, trending)))
+            if user:
+                user_id: str = event.user_id  # type: ignore[assignment]
+                last = self._last_session.peek(user_id)
+                fallback = None if last is None else self._session_shown(last, now, trending)
+                ranked = self.user_model.recommend_users([user_id], k)[0]
+                shown.append(("user", _shown(self._user_ranked(user_id, ranked, fallback, trending))))
+        return shown
+
+    def _session_shown(self, key: str, now: float, trending: Callable[[str | None], list[Scored]]) -> Shown | None:
+        strategy = self.experiment.assigned(key, now)
+        return _shown(self._session_ranked(key, strategy, self._last_category.peek_fresh(key, now), trending))
 
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
         rec = self._builders[kind](key)
@@ -295,13 +313,8 @@ class RecommenderStack:
 
     def _session_list(self, key: str) -> RecList | None:
         """The list of the strategy the session is assigned, with the probability it was assigned with."""
-        k = self.config.top_k
         strategy, chosen_with = self.experiment.choose(key, self._now)
-        session_model = self.experiment.arms[strategy]
-        ranked = session_model.recommend_session(key, k)
-        model = session_model.name if ranked else self.trending.name
-        ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
-        rec = self._ranked("session", key, _fill(ranked, self._trending(None), k), model)
+        rec = self._session_ranked(key, strategy, self._last_category.peek(key), self._trending)
         if rec is not None:
             self._served_sessions.set(key, (rec.model, rec.items), self._now)
             rec.extra = {"strategy": strategy, "propensity": chosen_with}
@@ -309,27 +322,44 @@ class RecommenderStack:
                 rec.extra["purchase_propensity"] = round(propensity, 4)
         return rec
 
+    def _session_ranked(
+        self, key: str, strategy: str, category: str | None, trending: Callable[[str | None], list[Scored]]
+    ) -> RecList | None:
+        """The strategy's list for the session, topped up from the trending items of its last category, then
+        the shop's (asked for only when the list is short)."""
+        k = self.config.top_k
+        session_model = self.experiment.arms[strategy]
+        ranked = session_model.recommend_session(key, k)
+        model = session_model.name if ranked else self.trending.name
+        for scope in (category, None):
+            if len(ranked) < k:
+                ranked = _fill(ranked, trending(scope), k)
+        return self._ranked("session", key, ranked[:k], model)
+
     def _item_list(self, key: str) -> RecList | None:
         return self._ranked("item", key, self.item_model.similar_items(key, self.config.top_k), self.item_model.name)
 
     def _user_list(self, user_id: str) -> RecList | None:
         """The user model's list (scored beforehand with the other touched users), else what the user's
         current session is being served."""
+        session = self._last_session.peek(user_id)
+        served = self._served_sessions.peek(session) if session is not None else None
+        return self._user_ranked(user_id, self._user_lists.pop(user_id), served, self._trending)
+
+    def _user_ranked(
+        self, user_id: str, ranked: list[Scored], session_list: Shown | None,
+        trending: Callable[[str | None], list[Scored]],
+    ) -> RecList | None:
+        """The user model's ``ranked`` list topped up with trending items, else ``session_list`` (the user's
+        session's), else the trending items."""
         k = self.config.top_k
-        ranked = self._user_lists.pop(user_id)
         if ranked:
-            ranked, model = _fill(ranked, self._trending(None), k), self.user_model.name
+            ranked, model = (ranked[:k] if len(ranked) >= k else _fill(ranked, trending(None), k)), self.user_model.name
+        elif session_list is None:
+            ranked, model = trending(None), self.trending.name
         else:
-            session = self._last_session.peek(user_id)
-            served = self._served_sessions.peek(session) if session is not None else None
-            if served is None:
-                ranked, model = self._trending(None), self.trending.name
-            else:
-                ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
-        rec = self._ranked("user", user_id, ranked, model)
-        if rec is not None:
-            self._served_users[user_id] = (rec.model, rec.items)
-        return rec
+            ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(session_list[1])], session_list[0]
+        return self._ranked("user", user_id, ranked, model)
 
     def _forecast(self, kind: str, series: str, key: str | None) -> RecList | None:
         values = self.forecaster.forecast((series, key), self.config.forecast_horizon)
@@ -343,7 +373,6 @@ class RecommenderStack:
         self._now = max(self._now, now)
         self._served_sessions.expire(self._now)
         self._live_sessions.expire(self._now)
-        self._last_category.expire(self._now)
         if now - self._trending_memo_since >= self.config.trending_refresh_s:
             self._trending_memo.clear()
             self._trending_memo_since = now
@@ -357,7 +386,7 @@ class RecommenderStack:
     def evictions(self) -> dict[str, int]:
         """Cap evictions of every model, summed by kind (each model holds its own entities)."""
         totals: Counter[str] = Counter(
-            {"served_lists": self._served_sessions.evictions + self._served_users.evictions}
+            {"served_lists": self._served_sessions.evictions}
         )
         totals.update(self.experiment.evictions())
         for model in self.models:
@@ -366,7 +395,7 @@ class RecommenderStack:
 
     def size(self) -> dict[str, int]:
         sizes: dict[str, int] = {
-            "served_lists": len(self._served_sessions) + len(self._served_users), "dedupe_ids": len(self._seen),
+            "served_lists": len(self._served_sessions), "dedupe_ids": len(self._seen),
             **self.experiment.size(),
         }
         for model in self.models:
@@ -384,6 +413,10 @@ def _intern_ids(event: Event) -> None:
         event.user_id = intern(event.user_id)
     if event.category is not None:
         event.category = intern(event.category)
+
+
+def _shown(rec: RecList | None) -> Shown | None:
+    return None if rec is None else (rec.model, rec.items)
 
 
 def _fill(ranked: list[Scored], fallback: list[Scored], k: int) -> list[Scored]:

@@ -2,7 +2,9 @@
 
 With ``StackConfig.experiment`` off, every session is served the configured session model with propensity 1;
 otherwise each new session is assigned one of ``experiment_arms`` by the bandit (Thompson sampling, UCB or a
-fixed A/B split, :mod:`shopstream.models.bandit`) and keeps it for its lifetime (also when its key moves to
+fixed A/B split, :mod:`shopstream.models.bandit`) when its first event is learned, as the bandit stands after
+every earlier event (so the assignments depend on the event stream, not on how it was batched), and keeps it
+for its lifetime (also when its key moves to
 another worker, which reads the strategy back from the session's impressions), so a shopper sees one
 strategy's lists and its clicks say something about that strategy. The bandit learns from the attributed
 outcomes of session lists (:mod:`shopstream.models.attribution`): each impression is a trial, each
@@ -14,6 +16,7 @@ fixed set (the arms and the stack's model names), so a client cannot grow the me
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
@@ -68,26 +71,46 @@ class SessionExperiment:
         self.strategies = frozenset({*self.arms, *labels})
         self._assigned: ExpiringDict[str, tuple[str, float]] = ExpiringDict(config.max_sessions, config.session_ttl_s)
 
+    _now = -math.inf  # the latest event time learned
+
     def choose(self, session_id: str, now: float) -> tuple[str, float]:
-        """The session's strategy and the probability it was assigned with (1 when the experiment is off)."""
+        """The session's strategy and the probability it was assigned with (1 when the experiment is off);
+        assigned now if the session has none (it was not learned here)."""
         if not self.on:
             return self.default, 1.0
         assigned = self._assigned.peek(session_id)
         if assigned is None:
+            assigned = self._assign(session_id, now)
+        return assigned
+
+    def assigned(self, session_id: str, now: float) -> str:
+        """The strategy the session is served at event time ``now``, assigning none."""
+        if not self.on:
+            return self.default
+        assigned = self._assigned.peek_fresh(session_id, now)
+        return self.default if assigned is None else assigned[0]
+
+    def _assign(self, session_id: str, now: float) -> tuple[str, float]:
+        """Kept while the session is active (``session_ttl_s`` after its last event)."""
+        assigned = self._assigned.peek_fresh(session_id, now)
+        if assigned is None:
             # A session whose key moved from another worker keeps the strategy its impressions named.
             shown = self.attribution.last_shown(session_id, "session")
             assigned = shown if shown is not None and shown[0] in self.arms else self.bandit.choose(session_id)
-        self._assigned.set(session_id, assigned, now)  # kept while the session is active
+        self._assigned.set(session_id, assigned, now)
         return assigned
 
     def learn_many(self, events: Iterable[Event], counted: Callable[[str], bool] | None = None) -> OutcomeCounts:
         """Join the batch's outcomes to their lists, count those of the sessions ``counted`` says (default: all;
-        every worker learns every event, each counts its own sessions), and let the bandit learn them all."""
+        every worker learns every event, each counts its own sessions), let the bandit learn them all, and
+        assign a strategy to each new session counted."""
         counts: OutcomeCounts = Counter()
         reward = self.config.experiment_reward
         now = None
         for event in events:
-            now = event.ts
+            now = self._now = max(self._now, event.ts)
+            if self.on and event.type != "impression" and (counted is None or counted(event.session_id)):
+                self._assign(event.session_id, now)
             if event.list_ref is None and event.type not in ("add_to_cart", "purchase"):
                 continue  # nothing to join: the common case costs one test
             for outcome in self.attribution.learn_one(event):
