@@ -19,6 +19,7 @@ from shopstream.contracts.lists import BY_NAME, LISTS, RecList
 from shopstream.models.base import (
     GlobalRecommender,
     ItemRecommender,
+    Model,
     Scored,
     SessionRecommender,
     UserRecommender,
@@ -27,7 +28,7 @@ from shopstream.models.bounded import ExpiringDict, LRUDict, SeenIds
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
-from shopstream.models.online_eval import PrequentialScorer, ScoreDelta, Shown
+from shopstream.models.online_eval import Learners, PrequentialScorer, ScoreDelta, Shown
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
@@ -105,9 +106,7 @@ class RecommenderStack:
         parts = (self.session_model, self.item_model, self.trending, self.user_model, self.forecaster,
                  self.propensity, *self.experiment.arms.values())
         self.models = list({id(m): m for m in parts}.values())
-        self.scorer = PrequentialScorer(
-            config.hit_rate_sample, config.session_ttl_s, config.max_sessions, config.max_users
-        )
+        self.scorer = PrequentialScorer(config.hit_rate_sample, config.session_ttl_s, config.max_sessions)
         self._seen = SeenIds(config.dedupe_window)
         # The keys this stack writes; the worker narrows it to its slots (models/ownership.py).
         self.owner = KeyOwner.everything()
@@ -207,7 +206,7 @@ class RecommenderStack:
                 elif key not in touched or origin < touched[key]:
                     touched[key] = origin
         self._note_live(live)
-        self.scorer.learn(fresh, owns, lambda run: self._learn(run, owns, out.outcomes), self._shown_before)
+        self.scorer.learn(fresh, owns, self._learners(owns, out.outcomes), self._shown_before)
         self._last_category.expire(self._now)
         self.learned += len(fresh)
         out.allocation = self.experiment.allocation()
@@ -219,16 +218,31 @@ class RecommenderStack:
         out.scores = self.scorer.scores.drain()
         return out
 
-    def _learn(self, events: Sequence[Event], owns: Callable[[str], bool], outcomes: OutcomeCounts) -> None:
-        """Every model, the experiment and the stack's own session context learn a run of events in order."""
-        for event in events:
-            if event.user_id is not None:
-                self._last_session[event.user_id] = event.session_id
-            if event.category is not None:
-                self._last_category.set(event.session_id, event.category, event.ts)
-        for model in self.models:  # models are independent: each learns the whole run in order
-            model.learn_many(events)
-        outcomes.update(self.experiment.learn_many(events, owns))
+    def _learners(self, owns: Callable[[str], bool], outcomes: OutcomeCounts) -> Learners:
+        """The models (independent: each learns the whole batch in order, in runs) by the lists that read them,
+        with the experiment and the stack's own session context alongside the session models."""
+        session_read = {id(self.trending), *map(id, self.experiment.arms.values())}
+        session_models = [model for model in self.models if id(model) in session_read]
+        user_models = [model for model in self.models if model is self.user_model and id(model) not in session_read]
+        read = session_read | {id(self.user_model)}
+
+        def session(events: Sequence[Event]) -> None:
+            for event in events:
+                if event.user_id is not None:
+                    self._last_session[event.user_id] = event.session_id
+                if event.category is not None:
+                    self._last_category.set(event.session_id, event.category, event.ts)
+            for model in session_models:
+                model.learn_many(events)
+            outcomes.update(self.experiment.learn_many(events, owns))
+
+        def learner(models: list[Model]) -> Callable[[Sequence[Event]], None]:
+            def learn(events: Sequence[Event]) -> None:
+                for model in models:
+                    model.learn_many(events)
+            return learn
+
+        return Learners(session, learner(user_models), learner([m for m in self.models if id(m) not in read]))
 
     def flush(self, now: float) -> BatchOutput:
         """The throttled lists due by ``now`` (event time), for when no batch comes to release them."""
@@ -258,10 +272,10 @@ class RecommenderStack:
                 uncached.enter_context(model.uncached())
             if session:
                 shown.append(("session", self._session_shown(event.session_id, now, trending)))
-            if user:
+            last = None if event.user_id is None else self._last_session.peek(event.user_id)
+            if user and last is not None:  # the user has a list once an event named them
                 user_id: str = event.user_id  # type: ignore[assignment]
-                last = self._last_session.peek(user_id)
-                fallback = None if last is None else self._session_shown(last, now, trending)
+                fallback = self._session_shown(last, now, trending)
                 ranked = self.user_model.recommend_users([user_id], k)[0]
                 shown.append(("user", _shown(self._user_ranked(user_id, ranked, fallback, trending))))
         return shown

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from shopstream.models.bounded import ExpiringDict, LRUDict
+from shopstream.models.bounded import ExpiringDict
 from shopstream.models.events import Event
 from shopstream.models.transitions import POSITIVE_TYPES
 
@@ -94,19 +94,31 @@ class OnlineScores:
         return deltas
 
 
-class PrequentialScorer:
-    """Learns a batch through a caller's ``learn``, stopping before each scored event to score it.
+@dataclass(frozen=True, slots=True)
+class Learners:
+    """Who learns a batch, each part a callable learning a run of events in order: ``session``, what session
+    lists are built from; ``user``, what user lists are built from besides; ``rest``, what no scored list reads.
+    A part is brought up to a scored event only when that event's lists read it."""
 
-    A session has a list once an event of it other than an impression was learned within ``session_ttl_s``
-    (event time), a user once any such event named them: the lists the worker writes after a batch. An
-    event is scored for its session (its user) when that is in the sample, has a list, and ``owns`` its id.
+    session: Callable[[Sequence[Event]], None]
+    user: Callable[[Sequence[Event]], None]
+    rest: Callable[[Sequence[Event]], None]
+
+
+class PrequentialScorer:
+    """Learns a batch through the caller's :class:`Learners`, stopping before each scored event to score it.
+
+    The sample is of sessions: a positive event of a sampled session is scored for its session when the
+    session has a list (an event of it other than an impression was learned within ``session_ttl_s`` of event
+    time: the lists the worker writes after a batch) and ``owns`` the session's id, and for its user when it
+    names one that ``owns`` the user's id (the lists say whether the user has one).
 
     Parameters
     ----------
     share
-        Share of sessions and of users scored, in (0, 1].
-    session_ttl_s, max_sessions, max_users
-        The stack's session lifetime and caps, which bound the sampled sessions and users remembered.
+        Share of sessions scored, in [0, 1]; 0 scores nothing.
+    session_ttl_s, max_sessions
+        The stack's session lifetime and cap, which bound the sampled sessions remembered.
     ks
         The K of HR@K and MRR@K.
 
@@ -116,9 +128,10 @@ class PrequentialScorer:
     >>> learned = []
     >>> def lists(event, session, user, now):
     ...     return [("session", ("seen", list(learned)))]  # the items learned so far, newest last
+    >>> learners = Learners(session=lambda run: learned.extend(e.item_id for e in run), user=len, rest=len)
     >>> scorer = PrequentialScorer(share=1.0)
     >>> batch = [Event(f"e{i}", 1e9 + i, "s1", "view", item) for i, item in enumerate("aab")]
-    >>> scorer.learn(batch, lambda key: True, lambda events: learned.extend(e.item_id for e in events), lists)
+    >>> scorer.learn(batch, lambda key: True, learners, lists)
     >>> learned, [(d.model, d.k, d.hits, d.predictions) for d in scorer.scores.drain()]
     (['a', 'a', 'b'], [('session:seen', 10, 1, 2), ('session:seen', 20, 1, 2)])
     """
@@ -128,46 +141,43 @@ class PrequentialScorer:
         share: float = 1.0,
         session_ttl_s: float = 1800.0,
         max_sessions: int = 200_000,
-        max_users: int = 200_000,
         ks: tuple[int, ...] = (10, 20),
     ) -> None:
-        if not 0.0 < share <= 1.0:
-            raise ValueError("share must be in (0, 1]")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be in [0, 1]")
         self.share = share
         self.scores = OnlineScores(ks)
         self._sessions: ExpiringDict[str, bool] = ExpiringDict(max_sessions, session_ttl_s)
-        self._users: LRUDict[str, bool] = LRUDict(max_users)
         self._now = -math.inf  # the latest event time learned
 
     def learn(
-        self, events: Sequence[Event], owns: Callable[[str], bool], learn: Callable[[Sequence[Event]], None],
-        lists: ListsBefore,
+        self, events: Sequence[Event], owns: Callable[[str], bool], learners: Learners, lists: ListsBefore
     ) -> None:
-        """Learn ``events`` in order through ``learn``, in runs that end before each scored event, and score
-        it against ``lists``."""
-        start = 0
-        share, sessions, users = self.share, self._sessions, self._users
+        """Learn ``events`` in order, the parts a scored event's lists read brought up to just before it."""
+        session_at = user_at = 0  # how far the session and user parts have learned the batch
+        share, sessions = self.share, self._sessions
         for i, event in enumerate(events):
             self._now = now = max(self._now, event.ts)
-            if event.type == "impression":  # changes no list
+            if event.type == "impression" or share <= 0.0:  # an impression changes no list
                 continue
             session_id, user_id = event.session_id, event.user_id
-            session = share >= 1.0 or in_sample(session_id, share)
-            user = user_id is not None and (share >= 1.0 or in_sample(user_id, share))
+            if not (share >= 1.0 or in_sample(session_id, share)):
+                continue
             if event.type in POSITIVE_TYPES:
-                scored_session = session and sessions.peek_fresh(session_id, now) is not None and owns(session_id)
-                scored_user = user and user_id in users and owns(user_id)  # type: ignore[arg-type]
-                if scored_session or scored_user:
-                    if i > start:
-                        learn(events[start:i])
-                        start = i
-                    for surface, shown in lists(event, scored_session, scored_user, now):
+                session = sessions.peek_fresh(session_id, now) is not None and owns(session_id)
+                user = user_id is not None and owns(user_id)
+                if session or user:
+                    if session_at < i:
+                        learners.session(events[session_at:i])
+                        session_at = i
+                    if user and user_at < i:
+                        learners.user(events[user_at:i])
+                        user_at = i
+                    for surface, shown in lists(event, session, user, now):
                         if shown is not None:
                             self.scores.record(f"{surface}:{shown[0]}", shown[1], event.item_id)
-            if session:
-                sessions.set(session_id, True, now)
-            if user:
-                users[user_id] = True  # type: ignore[index]
-        if start < len(events):
-            learn(events[start:])
+            sessions.set(session_id, True, now)
+        for learn, start in ((learners.session, session_at), (learners.user, user_at), (learners.rest, 0)):
+            if start < len(events):
+                learn(events[start:])
         sessions.expire(self._now)
