@@ -24,6 +24,7 @@ and the stack's model names), so a client cannot grow the metric labels.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -128,16 +129,30 @@ class Surface:
 
     def choose(self, key: str, now: float) -> tuple[str, float]:
         """The strategy of ``key``'s list and the probability it was assigned with (1 when the experiment is
-        off)."""
+        off): a kept key's from :meth:`assign`, assigned now if it has none (its events were not learned here)."""
         if not self.on:
             return self.default, 1.0
         if self._assigned is None:
             return self.bandit.choose(key)
-        assigned = self._assigned.peek(key) or self.bandit.choose(key)
-        self._assigned.set(key, assigned, now)  # kept while the key is active
+        return self._assigned.peek(key) or self.assign(key, now)
+
+    def assign(self, key: str, now: float) -> tuple[str, float]:
+        """Keep ``key``'s strategy, drawn now if it has none, until ``session_ttl_s`` after event time ``now``.
+        Called at each of the key's events as it is learned, so that a key is drawn its strategy as the bandit
+        stands after every earlier event: the assignments are a function of the event stream, not of how it was
+        cut into batches or of when lists were written."""
+        if self._assigned is None:
+            return self.bandit.choose(key)
+        assigned = self._assigned.peek_fresh(key, now) or self.bandit.choose(key)
+        self._assigned.set(key, assigned, now)
         return assigned
 
-    def learn(self, outcome: Outcome, event: Event, reward: str) -> None:
+    def assigned(self, key: str, now: float) -> str:
+        """The strategy of ``key``'s list at event time ``now``, assigning none (the default when it has none)."""
+        held = self._assigned.peek_fresh(key, now) if self.on and self._assigned is not None else None
+        return self.default if held is None else held[0]
+
+    def learn(self, outcome: Outcome, event: Event, reward: str, now: float) -> None:
         """An impression is a trial of its strategy, the ``reward`` kind of outcome a success. An impression
         also tells which strategy its key is assigned: a worker that did not assign it (the key's writer is
         another worker) keeps it, so that it serves the same if the key moves to it."""
@@ -146,7 +161,8 @@ class Surface:
             if self._assigned is None or outcome.propensity is None or outcome.strategy not in self.arms:
                 return
             if (key := getattr(event, self._keyed_by)) is not None:
-                self._assigned.set(key, self._assigned.peek(key) or (outcome.strategy, outcome.propensity), event.ts)
+                shown = (outcome.strategy, outcome.propensity)
+                self._assigned.set(key, self._assigned.peek_fresh(key, now) or shown, now)
         elif outcome.kind == reward:
             self.bandit.update(outcome.strategy, 1.0, pulls=0)
 
@@ -203,6 +219,7 @@ class StrategyExperiment:
             for i, surface in enumerate(SURFACES) if names[surface]
         }
         self.strategies = frozenset({*labels, *(arm for surface in self.surfaces.values() for arm in surface.arms)})
+        self._now = -math.inf  # the latest event time learned
 
     def choose(self, surface: str, key: str, now: float) -> tuple[str, float]:
         """The strategy of the ``surface`` list of ``key`` and its propensity (see :meth:`Surface.choose`)."""
@@ -214,14 +231,21 @@ class StrategyExperiment:
 
     def learn_many(self, events: Iterable[Event], counted: Callable[[str], bool] | None = None) -> OutcomeCounts:
         """Join the batch's outcomes to their lists, count those of the sessions ``counted`` says (default: all;
-        every worker learns every event, each counts its own sessions' outcomes, whatever the surface), and let
-        each surface's bandit learn its own."""
+        every worker learns every event, each counts its own sessions' outcomes, whatever the surface), let
+        each surface's bandit learn its own, and keep (:meth:`Surface.assign`) the strategies of the sessions
+        and users ``counted`` says, in event order."""
         counts: OutcomeCounts = Counter()
         reward = self.config.experiment_reward
         surfaces = self.surfaces if self.on else {}
+        sessions, users = surfaces.get("session"), surfaces.get("user")
         now = None
         for event in events:
-            now = event.ts
+            now = self._now = max(self._now, event.ts)
+            if event.type != "impression":
+                if sessions is not None and (counted is None or counted(event.session_id)):
+                    sessions.assign(event.session_id, now)
+                if users is not None and event.user_id is not None and (counted is None or counted(event.user_id)):
+                    users.assign(event.user_id, now)
             if event.list_ref is None and event.type not in ("add_to_cart", "purchase"):
                 continue  # nothing to join: the common case costs one test
             for outcome in self.attribution.learn_one(event):
@@ -230,7 +254,7 @@ class StrategyExperiment:
                 if counted is None or counted(event.session_id):
                     counts[(outcome.surface, outcome.strategy, outcome.kind)] += 1
                 if (surface := surfaces.get(outcome.surface)) is not None:
-                    surface.learn(outcome, event, reward)
+                    surface.learn(outcome, event, reward, now)
         if now is not None:
             for surface in self.surfaces.values():
                 surface.expire(now)
