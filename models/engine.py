@@ -328,7 +328,7 @@ class RecommenderStack:
                 user_id: str = event.user_id  # type: ignore[assignment]
                 strategy = self.experiment.surfaces["user"].assigned(user_id, now)
                 ranked = self.user_model.recommend_users([user_id], k)[0] if strategy not in _NOT_USER_MODEL else []
-                fallback = None if strategy == "trending" else self._session_shown(last, now, trending)
+                fallback = None if ranked or strategy == "trending" else self._session_shown(last, now, trending)
                 category = self._last_category.peek_fresh(last, now)
                 shown.append(("user", _shown(self._user_ranked(user_id, ranked, fallback, category, trending))))
         return shown
