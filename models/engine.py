@@ -191,6 +191,7 @@ class RecommenderStack:
         deferred = self._deferred_touched
         now = max((event.ts for event, _ in batch), default=0.0)
         self._advance(now)
+        self._deferred_origin = min(self._deferred_origin, min((origin for _, origin in batch), default=math.inf))
         fresh: list[Event] = []
         # Whose each key id is, decided once per batch however many of its events touch it.
         owned: dict[str, bool] = {}
@@ -211,7 +212,6 @@ class RecommenderStack:
                     self._last_category.set(event.session_id, event.category, event.ts)
             else:
                 out.duplicates[event.type] += 1
-            self._deferred_origin = min(self._deferred_origin, origin)
             if event.type == "impression":  # exposure, not interest: no model's list changes (attribution counts it)
                 continue
             keys = [("session", event.session_id), ("item", event.item_id), ("trending", "all")]

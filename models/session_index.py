@@ -29,7 +29,7 @@ import numpy as np
 
 from shopstream.models.base import Model, Scored, SessionRecommender
 from shopstream.models.events import Event
-from shopstream.models.session_knn import POSITIVE_TYPES
+from shopstream.models.session_knn import POSITIVE_TYPES, check_scoring
 from shopstream.models.session_knn_kernel import (
     WEIGHTINGS,
     compacted,
@@ -285,10 +285,7 @@ class IndexedSessionKNN(SessionRecommender):
         remind: bool = True,
         learns: bool = True,
     ) -> None:
-        if similarity not in ("cosine", "vec"):
-            raise ValueError(f"similarity must be 'cosine' or 'vec', got {similarity!r}")
-        if weighting not in ("div", "quadratic", "same") or weighting_score not in ("div", "quadratic", "same"):
-            raise ValueError("weighting and weighting_score must be one of ['div', 'quadratic', 'same']")
+        check_scoring(similarity, weighting, weighting_score)
         if k < 1:
             raise ValueError("k must be positive")
         self.index = index

@@ -68,6 +68,14 @@ def _recency(pair: tuple[_Session, float]) -> int:
     return pair[0].seq
 
 
+def check_scoring(similarity: str, weighting: str, weighting_score: str) -> None:
+    """The kNN scoring options both implementations accept (this one and the compiled index's)."""
+    if similarity not in ("cosine", "vec"):
+        raise ValueError(f"similarity must be 'cosine' or 'vec', got {similarity!r}")
+    if weighting not in _POSITION_WEIGHTS or weighting_score not in _STEP_WEIGHTS:
+        raise ValueError(f"weighting and weighting_score must be one of {sorted(_STEP_WEIGHTS)}")
+
+
 class SessionKNN(SessionRecommender, ItemRecommender):
     """V-SKNN / V-STAN session-kNN, learned one click at a time; its similar items are what the neighbours of
     a session of that one item would recommend.
@@ -142,10 +150,7 @@ class SessionKNN(SessionRecommender, ItemRecommender):
         max_sessions: int = 200_000,
         session_ttl_s: float | None = None,
     ) -> None:
-        if similarity not in ("cosine", "vec"):
-            raise ValueError(f"similarity must be 'cosine' or 'vec', got {similarity!r}")
-        if weighting not in _POSITION_WEIGHTS or weighting_score not in _STEP_WEIGHTS:
-            raise ValueError(f"weighting and weighting_score must be one of {sorted(_STEP_WEIGHTS)}")
+        check_scoring(similarity, weighting, weighting_score)
         if min(k, sample_size, window, max_sessions) < 1 or (session_ttl_s is not None and session_ttl_s <= 0):
             raise ValueError("k, sample_size, window, max_sessions and session_ttl_s must be positive")
         self.k = k
