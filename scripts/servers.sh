@@ -184,11 +184,13 @@ fail_start() { # <name> <log file> <reason>
 # Poll until <check> succeeds; fail if the process in <pidfile> dies (or never writes the file) or the
 # timeout passes (then stop it).
 wait_ready() { # <name> <check function> <pidfile> <mark> <log file>
-    local name=$1 check=$2 pidfile=$3 mark=$4 logfile=$5 started=$SECONDS pid
+    local name=$1 check=$2 pidfile=$3 mark=$4 logfile=$5 started=$SECONDS pid written
     until $check; do  # a command with its arguments, split on purpose
         if ! pid=$(live_pid "$pidfile" "$mark"); then
-            # A daemonised redis writes its pid file just after forking, and removes it when it exits.
-            if [[ -s $pidfile ]] || ((SECONDS - started > 10)); then
+            # A daemonised redis writes its pid file just after forking, and removes it when it exits;
+            # a pid that is alive but not yet the server is still between fork and exec (a busy machine).
+            written=$(<"$pidfile" 2>/dev/null) || written=
+            if { [[ $written =~ ^[0-9]+$ ]] && [[ ! -d /proc/$written ]]; } || ((SECONDS - started > 10)); then
                 fail_start "$name" "$logfile" "exited before becoming ready"
             fi
         fi
