@@ -147,6 +147,7 @@ class WorkerSettings(CommonSettings):
     experiment_floor: float = Field(_STACK.experiment_floor, ge=0, le=1)
     experiment_reward: RewardName = _STACK.experiment_reward
     attribution_window_s: float = Field(_STACK.attribution_window_s, gt=0)
+    hit_rate_sample: float = Field(_STACK.hit_rate_sample, ge=0, le=1)
 
     @field_validator("experiment_arms", "experiment_user_arms", "experiment_item_arms")
     @classmethod

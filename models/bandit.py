@@ -101,9 +101,17 @@ class Bandit:
         self._probabilities = self._compute()
         self._cumulative = np.cumsum(self._probabilities).tolist()
 
-    def choose(self, context_key: str) -> tuple[str, float]:
-        """The arm for this context (a session id) and the exact probability it was chosen with."""
-        if self.policy == "ab":
+    def choose(self, context_key: str, keyed: bool = False) -> tuple[str, float]:
+        """The arm for this context (a session id) and the exact probability it was chosen with. ``keyed``
+        draws by a hash of the key, as ``ab`` always does, instead of the seeded generator, which every later
+        draw then finds as it was.
+
+        >>> bandit, other = Bandit(["a", "b", "c"], seed=1), Bandit(["a", "b", "c"], seed=1)
+        >>> _ = bandit.choose("s1", keyed=True)
+        >>> [bandit.choose(f"s{i}") for i in range(5)] == [other.choose(f"s{i}") for i in range(5)]
+        True
+        """
+        if self.policy == "ab" or keyed:
             digest = hashlib.blake2b(context_key.encode(), digest_size=8).digest()
             u = int.from_bytes(digest, "big") / 2**64
         else:

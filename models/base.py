@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import ClassVar
 
 from shopstream.models.events import Event
@@ -42,6 +43,12 @@ class Model(ABC):
         """Learn a batch in order; models override this when they can vectorise it."""
         for event in events:
             self.learn_one(event)
+
+    def uncached(self) -> AbstractContextManager[None]:
+        """Serve, inside this context, as if the model had no serving cache (reading none, filling none): answers
+        that depend on what was learned only, not on when the model served before. Nothing to do where serving
+        is exact."""
+        return nullcontext()
 
     def size(self) -> dict[str, int]:
         """Entities held, by kind (``users``, ``items``, ``sessions``), for memory metrics."""

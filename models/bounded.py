@@ -8,6 +8,8 @@
 (['a', 'c'], 1)
 >>> recent = ExpiringDict(capacity=10, ttl_s=60.0)
 >>> recent.set("s1", "toys", now=0.0); recent.set("s2", "books", now=50.0)
+>>> recent.peek_fresh("s1", now=70.0), recent.peek("s1")
+(None, 'toys')
 >>> recent.expire(now=70.0); recent.peek("s1"), recent.peek("s2"), len(recent)
 (None, 'books', 1)
 >>> seen = SeenIds(2)
@@ -88,6 +90,12 @@ class ExpiringDict(Generic[K, V]):
     def peek(self, key: K) -> V | None:
         entry = self._entries.peek(key)
         return None if entry is None else entry[1]
+
+    def peek_fresh(self, key: K, now: float) -> V | None:
+        """The value unless it is older than ``ttl_s`` at ``now``, whether or not ``expire`` dropped it yet: what
+        the dict holds at ``now`` however rarely it is expired."""
+        entry = self._entries.peek(key)
+        return None if entry is None or entry[0] < now - self.ttl_s else entry[1]
 
     def newest_first(self) -> list[K]:
         """The keys, the last set first."""

@@ -1,17 +1,17 @@
 """The served recommender: every model of the stack, fed one batch at a time, with fallbacks.
 
-The worker and ``shopstream evaluate`` both drive this class, so what is measured offline is
-what is served online. Each event of a batch first scores the lists its session and user were
-actually shown (predict before learn), then every model learns the batch in order (``learn_many``:
-the matrix factorisation in one vectorised step), then each touched session, user, item and
-category gets its list recomputed once.
+The worker and the benchmarks drive this class. Every model learns the batch in order (``learn_many``:
+the matrix factorisation in one vectorised step), in runs cut before each sampled positive event, which is
+first scored against the lists its session and user would be shown then (predict before learn,
+models/online_eval.py); then each touched session, user, item and category gets its list recomputed once.
 
 A batch is learned in two tiers. The session tier (every model but the forecaster and a separate item
 model) learns it at once and rebuilds the touched session lists: what a shopper sees next. The deferred
 tier learns the events it has pending and rebuilds every other list they changed when the caller asks
 (:meth:`RecommenderStack.process_deferred`): a worker under live load gathers them into fewer, larger
 steps, where user lists scored together and throttled lists cost less per event. ``process`` runs both
-tiers on each batch.
+tiers on each batch. The online hit-rate is scored in the session tier, which holds every model a scored
+session or user list reads.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from sys import intern
 
@@ -26,6 +27,7 @@ from shopstream.contracts.lists import BY_NAME, LISTS, RecList
 from shopstream.models.base import (
     GlobalRecommender,
     ItemRecommender,
+    Model,
     Scored,
     SessionRecommender,
     UserRecommender,
@@ -34,7 +36,7 @@ from shopstream.models.bounded import ExpiringDict, LRUDict, SeenIds
 from shopstream.models.events import Event
 from shopstream.models.forecast import WindowedForecaster
 from shopstream.models.mf import ImplicitMF
-from shopstream.models.online_eval import OnlineScores, ScoreDelta
+from shopstream.models.online_eval import Learners, PrequentialScorer, ScoreDelta, Shown
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.propensity import SessionPropensity
 from shopstream.models.repeat_blend import RepeatBuyBlend
@@ -42,7 +44,7 @@ from shopstream.models.session_models import build_session_model
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.strategies import OutcomeCounts, build_experiment
 from shopstream.models.throttle import RefreshThrottle
-from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
+from shopstream.models.transitions import ItemTransitions
 from shopstream.models.trending import Trending
 
 
@@ -118,17 +120,14 @@ class RecommenderStack:
         self._deferred_events: list[Event] = []
         self._deferred_touched: dict[tuple[str, str], float] = {}
         self._deferred_origin = math.inf
-        self.scores = OnlineScores(ks=(10, 20))
+        self.scorer = PrequentialScorer(config.hit_rate_sample, config.session_ttl_s, config.max_sessions)
         self._seen = SeenIds(config.dedupe_window)
         # The keys this stack writes; the worker narrows it to its slots (models/ownership.py).
         self.owner = KeyOwner.everything()
         self.learned = 0  # events learned since the stack was created, restores included: each counts once
-        # What each session and user was last shown, by which model: the basis of online scoring.
-        # Session entries go with the session (its TTL), so they level off on an endless stream.
-        self._served_sessions: ExpiringDict[str, tuple[str, list[str]]] = ExpiringDict(
-            config.max_sessions, config.session_ttl_s
-        )
-        self._served_users: LRUDict[str, tuple[str, list[str]]] = LRUDict(config.max_users)
+        # What each session was last shown, by which model: a user the user model does not know is shown it.
+        # Entries go with the session (its TTL), so they level off on an endless stream.
+        self._served_sessions: ExpiringDict[str, Shown] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         # Every key an event touched, whoever writes it, most recently touched last: what the stack can
         # publish again when the store lost its keys or this worker took over their slots (held_lists).
         self._live_sessions: ExpiringDict[str, None] = ExpiringDict(config.max_sessions, config.session_ttl_s)
@@ -204,12 +203,6 @@ class RecommenderStack:
                 _intern_ids(event)
                 fresh.append(event)
                 out.learned[event.type] += 1
-                if event.type in POSITIVE_TYPES:
-                    self._score_served(event)
-                if event.user_id is not None:
-                    self._last_session[event.user_id] = event.session_id
-                if event.category is not None:
-                    self._last_category.set(event.session_id, event.category, event.ts)
             else:
                 out.duplicates[event.type] += 1
             if event.type == "impression":  # exposure, not interest: no model's list changes (attribution counts it)
@@ -237,15 +230,42 @@ class RecommenderStack:
                     if key not in tier or origin < tier[key]:
                         tier[key] = origin
         self._note_live(live)
-        for model in self._session_tier:  # models are independent: each learns the whole batch in order
-            model.learn_many(fresh)
+        self.scorer.learn(fresh, owns, self._learners(owns, out.outcomes), self._shown_before)
+        self._last_category.expire(self._now)
         self._deferred_events += fresh
         self.learned += len(fresh)
-        out.outcomes = self.experiment.learn_many(fresh, owns)
         out.allocation = self.experiment.allocation()
         out.lists = self._recompute_all(touched)
-        out.scores = self.scores.drain()
+        out.scores = self.scorer.scores.drain()
         return out
+
+    def _learners(self, owns: Callable[[str], bool], outcomes: OutcomeCounts) -> Learners:
+        """The session tier's models (independent: each learns the whole batch in order, in runs) by the lists
+        that read them, with the experiment and the stack's own session context alongside the session arms."""
+        session_read = {id(self.trending), *map(id, self.experiment.session_arms.values())}
+        session_models = [model for model in self._session_tier if id(model) in session_read]
+        user_models = [model for model in self._session_tier
+                       if model is self.user_model and id(model) not in session_read]
+        read = session_read | {id(self.user_model)}
+
+        def session(events: Sequence[Event]) -> None:
+            for event in events:
+                if event.user_id is not None:
+                    self._last_session[event.user_id] = event.session_id
+                if event.category is not None:
+                    self._last_category.set(event.session_id, event.category, event.ts)
+            for model in session_models:
+                model.learn_many(events)
+            outcomes.update(self.experiment.learn_many(events, owns))
+
+        def learner(models: list[Model]) -> Callable[[Sequence[Event]], None]:
+            def learn(events: Sequence[Event]) -> None:
+                for model in models:
+                    model.learn_many(events)
+            return learn
+
+        rest = [model for model in self._session_tier if id(model) not in read]
+        return Learners(session, learner(user_models), learner(rest))
 
     def deferred_backlog(self) -> tuple[int, float]:
         """Events the deferred tier has pending, and the earliest origin time among the batches since it
@@ -286,17 +306,36 @@ class RecommenderStack:
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
-    def _score_served(self, event: Event) -> None:
-        """Score what this worker served: a list it wrote before its key moved to another worker is not
-        what the shopper sees now."""
-        shown = []
-        if self.owner(event.session_id):
-            shown.append(("session", self._served_sessions.peek(event.session_id)))
-        if event.user_id is not None and self.owner(event.user_id):
-            shown.append(("user", self._served_users.peek(event.user_id)))
-        for kind, served in shown:
-            if served is not None:
-                self.scores.record(f"{kind}:{served[0]}", served[1], event.item_id)
+    def _shown_before(self, event: Event, session: bool, user: bool, now: float) -> list[tuple[str, Shown | None]]:
+        """The lists ``event``'s session and user would be shown now, by the served lists' builders for their
+        strategies, without writing or remembering them, and from models serving uncached (their answers then
+        depend on what they learned only): what the online hit-rate scores ``event`` against before it is
+        learned. A user's list falls back on the list their session would be shown now, whichever worker
+        writes that session's."""
+        k = self.config.top_k
+
+        def trending(category: str | None) -> list[Scored]:
+            return self.trending.top(k, category)
+
+        shown: list[tuple[str, Shown | None]] = []
+        with ExitStack() as uncached:
+            for model in self.models:
+                uncached.enter_context(model.uncached())
+            if session:
+                shown.append(("session", self._session_shown(event.session_id, now, trending)))
+            last = None if event.user_id is None else self._last_session.peek(event.user_id)
+            if user and last is not None:  # the user has a list once an event named them
+                user_id: str = event.user_id  # type: ignore[assignment]
+                strategy = self.experiment.surfaces["user"].assigned(user_id, now)
+                ranked = self.user_model.recommend_users([user_id], k)[0] if strategy not in _NOT_USER_MODEL else []
+                fallback = None if ranked or strategy == "trending" else self._session_shown(last, now, trending)
+                category = self._last_category.peek_fresh(last, now)
+                shown.append(("user", _shown(self._user_ranked(user_id, ranked, fallback, category, trending))))
+        return shown
+
+    def _session_shown(self, key: str, now: float, trending: Callable[[str | None], list[Scored]]) -> Shown | None:
+        strategy = self.experiment.surfaces["session"].assigned(key, now)
+        return _shown(self._session_ranked(key, strategy, self._last_category.peek_fresh(key, now), trending))
 
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
         rec = self._builders[kind](key)
@@ -341,19 +380,28 @@ class RecommenderStack:
 
     def _session_list(self, key: str) -> RecList | None:
         """The list of the strategy the session is assigned, with the probability it was assigned with."""
-        k = self.config.top_k
         strategy, chosen_with = self.experiment.choose("session", key, self._now)
-        session_model = self.experiment.session_arms[strategy]
-        ranked = session_model.recommend_session(key, k)
-        model = session_model.name if ranked else self.trending.name
-        ranked = _fill(ranked, self._trending(self._last_category.peek(key)), k)
-        rec = self._ranked("session", key, _fill(ranked, self._trending(None), k), model)
+        rec = self._session_ranked(key, strategy, self._last_category.peek(key), self._trending)
         if rec is not None:
             self._served_sessions.set(key, (rec.model, rec.items), self._now)
             rec.extra = {"strategy": strategy, "propensity": chosen_with}
             if (propensity := self.propensity.predict_session(key)) is not None:
                 rec.extra["purchase_propensity"] = round(propensity, 4)
         return rec
+
+    def _session_ranked(
+        self, key: str, strategy: str, category: str | None, trending: Callable[[str | None], list[Scored]]
+    ) -> RecList | None:
+        """The strategy's list for the session, topped up from the trending items of its last category, then
+        the shop's (asked for only when the list is short)."""
+        k = self.config.top_k
+        session_model = self.experiment.session_arms[strategy]
+        ranked = session_model.recommend_session(key, k)
+        model = session_model.name if ranked else self.trending.name
+        for scope in (category, None):
+            if len(ranked) < k:
+                ranked = _fill(ranked, trending(scope), k)
+        return self._ranked("session", key, ranked[:k], model)
 
     def _item_list(self, key: str) -> RecList | None:
         """The list of the strategy drawn for this write of the item's key, with the probability it was drawn with."""
@@ -367,24 +415,29 @@ class RecommenderStack:
     def _user_list(self, user_id: str) -> RecList | None:
         """The list of the user's strategy: the user model's (scored beforehand with the other touched users),
         else what the user's current session is being served, else trending in the session's category."""
-        k = self.config.top_k
         strategy, chosen_with = self.experiment.choose("user", user_id, self._now)
-        ranked = self._user_lists.pop(user_id, [])
-        if ranked:
-            ranked, model = _fill(ranked, self._trending(None), k), self.user_model.name
-        else:
-            session = self._last_session.peek(user_id)
-            served = self._served_sessions.peek(session) if session is not None and strategy != "trending" else None
-            if served is None:
-                category = self._last_category.peek(session) if session is not None else None
-                ranked, model = _fill(self._trending(category), self._trending(None), k), self.trending.name
-            else:
-                ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(served[1])], served[0]
-        rec = self._ranked("user", user_id, ranked, model)
+        session = self._last_session.peek(user_id)
+        served = self._served_sessions.peek(session) if session is not None and strategy != "trending" else None
+        category = self._last_category.peek(session) if session is not None else None
+        rec = self._user_ranked(user_id, self._user_lists.pop(user_id, []), served, category, self._trending)
         if rec is not None:
-            self._served_users[user_id] = (rec.model, rec.items)
             rec.extra = {"strategy": strategy, "propensity": chosen_with}
         return rec
+
+    def _user_ranked(
+        self, user_id: str, ranked: list[Scored], session_list: Shown | None, category: str | None,
+        trending: Callable[[str | None], list[Scored]],
+    ) -> RecList | None:
+        """The user model's ``ranked`` list topped up with the shop's trending items, else ``session_list`` (the
+        list of the user's session), else the trending items of ``category`` (the session's), then the shop's."""
+        k = self.config.top_k
+        if ranked:
+            ranked, model = (ranked[:k] if len(ranked) >= k else _fill(ranked, trending(None), k)), self.user_model.name
+        elif session_list is None:
+            ranked, model = _fill(trending(category), trending(None), k), self.trending.name
+        else:
+            ranked, model = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(session_list[1])], session_list[0]
+        return self._ranked("user", user_id, ranked, model)
 
     def _forecast(self, kind: str, series: str, key: str | None) -> RecList | None:
         values = self.forecaster.forecast((series, key), self.config.forecast_horizon)
@@ -398,7 +451,6 @@ class RecommenderStack:
         self._now = max(self._now, now)
         self._served_sessions.expire(self._now)
         self._live_sessions.expire(self._now)
-        self._last_category.expire(self._now)
         if now - self._trending_memo_since >= self.config.trending_refresh_s:
             self._trending_memo.clear()
             self._trending_memo_since = now
@@ -412,7 +464,7 @@ class RecommenderStack:
     def evictions(self) -> dict[str, int]:
         """Cap evictions of every model, summed by kind (each model holds its own entities)."""
         totals: Counter[str] = Counter(
-            {"served_lists": self._served_sessions.evictions + self._served_users.evictions}
+            {"served_lists": self._served_sessions.evictions}
         )
         totals.update(self.experiment.evictions())
         for model in self.models:
@@ -421,7 +473,7 @@ class RecommenderStack:
 
     def size(self) -> dict[str, int]:
         sizes: dict[str, int] = {
-            "served_lists": len(self._served_sessions) + len(self._served_users), "dedupe_ids": len(self._seen),
+            "served_lists": len(self._served_sessions), "dedupe_ids": len(self._seen),
             **self.experiment.size(),
         }
         for model in self.models:
@@ -443,6 +495,10 @@ def _intern_ids(event: Event) -> None:
         event.user_id = intern(event.user_id)
     if event.category is not None:
         event.category = intern(event.category)
+
+
+def _shown(rec: RecList | None) -> Shown | None:
+    return None if rec is None else (rec.model, rec.items)
 
 
 def _fill(ranked: list[Scored], fallback: list[Scored], k: int) -> list[Scored]:

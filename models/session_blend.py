@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from operator import itemgetter
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
@@ -126,12 +127,17 @@ class SessionBlend(SessionRecommender, ItemRecommender):
                 component.learn_many(events)
 
     def _score(self, event: Event) -> None:
+        """Uncached: the weights learned depend on the stream only, not on when the lists were served."""
         decay = self._decay
         self._scored = decay * self._scored + 1.0
         item = event.item_id
-        for i, component in enumerate(self.components):
-            hit = any(candidate == item for candidate, _ in component.recommend_session(event.session_id, SCORED_K))
-            self._hits[i] = decay * self._hits[i] + hit
+        with self.uncached():
+            for i, component in enumerate(self.components):
+                ranked = component.recommend_session(event.session_id, SCORED_K)
+                self._hits[i] = decay * self._hits[i] + any(candidate == item for candidate, _ in ranked)
+
+    def uncached(self) -> AbstractContextManager[None]:
+        return self.transitions.uncached()
 
     # -- serving --------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class StackConfig:
     experiment_floor: float = 0.1  # share of new sessions spread evenly over the arms whatever the evidence
     experiment_reward: RewardName = "click"
     attribution_window_s: float = 1800.0  # clicks and conversions credited to lists shown this long before
+    hit_rate_sample: float = 0.002  # share of sessions whose positive events the online hit-rate scores
 
     def arms(self, surface: str = "session") -> tuple[str, ...]:
         """The experiment's arms on ``surface`` (session, user or item), in the configured order."""

@@ -12,8 +12,11 @@ Three surfaces run the experiment, each with its own bandit (Thompson sampling, 
   ``item_refresh_s``), with the probability it was drawn with in the payload. The unit of randomisation is
   the written list, not the shopper: a popular item's key is rewritten often and sees every arm.
 
-A session or user keeps its strategy when its key moves to another worker: every worker learns every
-impression, and so which strategy (and propensity) each session's and user's lists were shown with.
+A session or user is assigned its strategy at its first event as it is learned, from the bandit as it stands
+after every earlier event, by every worker in event order: the assignments are a function of the event stream
+(not of its batching, nor of when lists are written), the same on every worker that learned the same events,
+so a key keeps its strategy when it moves to another worker. A worker whose history differs (it started cold)
+keeps the strategy the key's impressions name: every worker learns every impression.
 
 With ``StackConfig.experiment`` off, every list is filled by the surface's configured model with propensity 1.
 The bandits learn from the attributed outcomes of their surface's lists (:mod:`shopstream.models.attribution`):
@@ -24,6 +27,7 @@ and the stack's model names), so a client cannot grow the metric labels.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -128,25 +132,42 @@ class Surface:
 
     def choose(self, key: str, now: float) -> tuple[str, float]:
         """The strategy of ``key``'s list and the probability it was assigned with (1 when the experiment is
-        off)."""
+        off): a kept key's from :meth:`assign`. A kept key without one (the cap evicted it since the key's last
+        event) is drawn one for this list alone, by a hash of the key: keeping it, or drawing from the bandit's
+        generator, would make the assignments depend on when lists were written, not on the event stream alone."""
         if not self.on:
             return self.default, 1.0
         if self._assigned is None:
             return self.bandit.choose(key)
-        assigned = self._assigned.peek(key) or self.bandit.choose(key)
-        self._assigned.set(key, assigned, now)  # kept while the key is active
+        return self._assigned.peek(key) or self.bandit.choose(key, keyed=True)
+
+    def assign(self, key: str, now: float) -> tuple[str, float]:
+        """Keep ``key``'s strategy, drawn now if it has none, until ``session_ttl_s`` after event time ``now``.
+        Called at each of the key's events as it is learned, so that a key is drawn its strategy as the bandit
+        stands after every earlier event: the assignments are a function of the event stream, not of how it was
+        cut into batches or of when lists were written."""
+        if self._assigned is None:
+            return self.bandit.choose(key)
+        assigned = self._assigned.peek_fresh(key, now) or self.bandit.choose(key)
+        self._assigned.set(key, assigned, now)
         return assigned
 
-    def learn(self, outcome: Outcome, event: Event, reward: str) -> None:
+    def assigned(self, key: str, now: float) -> str:
+        """The strategy of ``key``'s list at event time ``now``, assigning none (the default when it has none)."""
+        held = self._assigned.peek_fresh(key, now) if self.on and self._assigned is not None else None
+        return self.default if held is None else held[0]
+
+    def learn(self, outcome: Outcome, event: Event, reward: str, now: float) -> None:
         """An impression is a trial of its strategy, the ``reward`` kind of outcome a success. An impression
-        also tells which strategy its key is assigned: a worker that did not assign it (the key's writer is
-        another worker) keeps it, so that it serves the same if the key moves to it."""
+        also tells which strategy its key is assigned: a worker without one for the key (it started cold, or its
+        cap evicted it) keeps it, so that it serves the same if the key moves to it."""
         if outcome.kind == "impression":
             self.bandit.update(outcome.strategy, 0.0, pulls=1)
             if self._assigned is None or outcome.propensity is None or outcome.strategy not in self.arms:
                 return
             if (key := getattr(event, self._keyed_by)) is not None:
-                self._assigned.set(key, self._assigned.peek(key) or (outcome.strategy, outcome.propensity), event.ts)
+                shown = (outcome.strategy, outcome.propensity)
+                self._assigned.set(key, self._assigned.peek_fresh(key, now) or shown, now)
         elif outcome.kind == reward:
             self.bandit.update(outcome.strategy, 1.0, pulls=0)
 
@@ -203,6 +224,7 @@ class StrategyExperiment:
             for i, surface in enumerate(SURFACES) if names[surface]
         }
         self.strategies = frozenset({*labels, *(arm for surface in self.surfaces.values() for arm in surface.arms)})
+        self._now = -math.inf  # the latest event time learned
 
     def choose(self, surface: str, key: str, now: float) -> tuple[str, float]:
         """The strategy of the ``surface`` list of ``key`` and its propensity (see :meth:`Surface.choose`)."""
@@ -214,14 +236,23 @@ class StrategyExperiment:
 
     def learn_many(self, events: Iterable[Event], counted: Callable[[str], bool] | None = None) -> OutcomeCounts:
         """Join the batch's outcomes to their lists, count those of the sessions ``counted`` says (default: all;
-        every worker learns every event, each counts its own sessions' outcomes, whatever the surface), and let
-        each surface's bandit learn its own."""
+        every worker learns every event, each counts its own sessions' outcomes, whatever the surface), let
+        each surface's bandit learn its own, and keep (:meth:`Surface.assign`) the strategy of every session
+        and user in event order: every worker, whichever keys it writes, so that workers that learned the same
+        events assign the same strategies, and a key that moves to another worker keeps its strategy even
+        before an impression names it."""
         counts: OutcomeCounts = Counter()
         reward = self.config.experiment_reward
         surfaces = self.surfaces if self.on else {}
+        sessions, users = surfaces.get("session"), surfaces.get("user")
         now = None
         for event in events:
-            now = event.ts
+            now = self._now = max(self._now, event.ts)
+            if event.type != "impression":
+                if sessions is not None:
+                    sessions.assign(event.session_id, now)
+                if users is not None and event.user_id is not None:
+                    users.assign(event.user_id, now)
             if event.list_ref is None and event.type not in ("add_to_cart", "purchase"):
                 continue  # nothing to join: the common case costs one test
             for outcome in self.attribution.learn_one(event):
@@ -230,7 +261,7 @@ class StrategyExperiment:
                 if counted is None or counted(event.session_id):
                     counts[(outcome.surface, outcome.strategy, outcome.kind)] += 1
                 if (surface := surfaces.get(outcome.surface)) is not None:
-                    surface.learn(outcome, event, reward)
+                    surface.learn(outcome, event, reward, now)
         if now is not None:
             for surface in self.surfaces.values():
                 surface.expire(now)

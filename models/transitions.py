@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -61,7 +62,15 @@ class NeighbourGraph:
         return self._edges.evictions
 
     def add(self, src: str, dst: str, weight: float) -> None:
-        self.add_many({src: {dst: weight}})
+        """One edge's weight (``add_many`` of one edge, without building its dicts)."""
+        edges = self._edges.peek(src)
+        if edges is None:
+            self._edges[src] = {dst: weight}
+            return
+        self._edges.move_to_end(src)
+        edges[dst] = edges.get(dst, 0.0) + weight
+        if len(edges) > 2 * self.max_neighbours:
+            self._prune(src, edges)
 
     def add_many(self, increments: dict[str, dict[str, float]]) -> None:
         """Add a batch's edge weights, grouped by source: one lookup and at most one prune per source."""
@@ -135,6 +144,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
 
     name = "transitions"
     exact_serving = False  # an item's votes are cached when served, until its edges grew by vote_staleness
+    _cache_votes = True  # False inside ``uncached``
 
     def __init__(
         self,
@@ -173,15 +183,11 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self.learn_many([event])
 
     def learn_many(self, events: Iterable[Event]) -> None:
-        """Walk the batch's sessions in order, gathering edge weights, then add them in one pass per graph.
-
-        Nothing reads the graphs between two events of a batch, so this equals learning event by event,
-        but for when an item over its neighbour cap is pruned (once per batch, not on every edge) and
-        which items the item cap evicts (recency by each source's first edge in the batch).
-        """
+        """Learn in order, each event's edge weights added before the next event's: learning a batch equals
+        learning its events one by one, exactly (which items are pruned over their neighbour cap, which the
+        item cap evicts, every float sum), so the model is the same however a stream was cut into batches."""
         window, covisit_weight = self.window, self.covisit_weight
-        transitions: dict[str, dict[str, float]] = {}
-        covisits: dict[str, dict[str, float]] = {}
+        add_transition, add_covisits = self._next.add, self._covisit.add_many
         grew: dict[str, float] = {}  # weight added to each item's vote
         for event in events:
             if event.type not in POSITIVE_TYPES:
@@ -198,24 +204,24 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
             item, recent = event.item_id, state.items
             if recent:  # repeats included: a re-click is a common next event
                 last = recent[-1]
-                added = transitions.setdefault(last, {})
-                added[item] = added.get(item, 0.0) + 1.0
+                add_transition(last, item, 1.0)
                 grew[last] = grew.get(last, 0.0) + 1.0
-            for distance, other in enumerate(reversed(recent), start=1):
-                if other != item:
-                    weight = 1.0 / distance
-                    added = covisits.setdefault(other, {})
-                    added[item] = added.get(item, 0.0) + weight
-                    added = covisits.setdefault(item, {})
-                    added[other] = added.get(other, 0.0) + weight
-                    grew[other] = grew.get(other, 0.0) + covisit_weight * weight
-                    grew[item] = grew.get(item, 0.0) + covisit_weight * weight
+                covisits: dict[str, dict[str, float]] = {}
+                for distance, other in enumerate(reversed(recent), start=1):
+                    if other != item:
+                        weight = 1.0 / distance
+                        added = covisits.setdefault(other, {})
+                        added[item] = added.get(item, 0.0) + weight
+                        added = covisits.setdefault(item, {})
+                        added[other] = added.get(other, 0.0) + weight
+                        grew[other] = grew.get(other, 0.0) + covisit_weight * weight
+                        grew[item] = grew.get(item, 0.0) + covisit_weight * weight
+                if covisits:
+                    add_covisits(covisits)
             recent.append(item)
             if len(recent) > window:
                 del recent[0]
             state.last_ts = max(state.last_ts, event.ts)
-        self._next.add_many(transitions)
-        self._covisit.add_many(covisits)
         for item, weight in grew.items():
             self._edges_grew(item, weight)
 
@@ -251,8 +257,21 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
             if votes.added > self.vote_staleness * votes.built_from:
                 del self._votes[item]
 
+    @contextmanager
+    def uncached(self) -> Iterator[None]:
+        """Votes computed afresh from the graphs, neither read from the vote cache nor left in it (nested: the
+        outermost context restores the cache)."""
+        if not self._cache_votes:
+            yield
+            return
+        self._cache_votes = False
+        try:
+            yield
+        finally:
+            del self._cache_votes
+
     def _item_votes(self, item: str) -> dict[str, float]:
-        votes = self._votes.peek(item)
+        votes = self._votes.peek(item) if self._cache_votes else None
         if votes is None:
             merged: dict[str, float] = {}
             built_from = 0.0
@@ -268,6 +287,8 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
                     get = merged.get
                     for other, w in edges.items():
                         merged[other] = get(other, 0.0) + w * scale
+            if not self._cache_votes:
+                return merged
             votes = self._votes[item] = _Votes(merged, built_from)
         return votes.items
 

@@ -99,6 +99,7 @@ def start_pipeline(
         # Short windows so a Holt-Winters season of them closes within a test's traffic.
         "SHOPSTREAM_FORECAST_WINDOW_S": "20",
         "SHOPSTREAM_FORECAST_LATENESS_S": "120",
+        "SHOPSTREAM_HIT_RATE_SAMPLE": "1",  # a test's few thousand events: every session scored
         **extra_env,
     }
     pipeline = Pipeline(

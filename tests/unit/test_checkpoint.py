@@ -38,7 +38,8 @@ def hit_rates(stack: RecommenderStack, events: list[tuple[Event, float]]) -> dic
 
 def test_restored_stack_serves_and_learns_as_the_uninterrupted_one() -> None:
     events = stream(12_000)
-    config = StackConfig(max_items=3000, max_users=2000, max_sessions=2000, dedupe_window=20_000)
+    config = StackConfig(max_items=3000, max_users=2000, max_sessions=2000, dedupe_window=20_000,
+                         hit_rate_sample=1.0)  # every session scored: 2,000 events hold few of the default sample
     uninterrupted, checkpointed = RecommenderStack(config), RecommenderStack(config)
     lists(uninterrupted, events[:8000])
     lists(checkpointed, events[:8000])

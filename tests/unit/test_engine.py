@@ -24,7 +24,7 @@ def lists(out, kind):  # type: ignore[no-untyped-def]
 
 
 def test_hits_are_scored_against_the_list_served_before_the_event() -> None:
-    stack = RecommenderStack(StackConfig(top_k=5, session_model="transitions"))
+    stack = RecommenderStack(StackConfig(top_k=5, session_model="transitions", hit_rate_sample=1.0))
     stack.process([ev(i, f"s{i}", item) for i, item in enumerate("ab")])  # trending: a, b
     stack.process([ev(2, "s9", "a")])  # s9 is served a list
     served = lists(stack.process([]), "session")

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from shopstream.config.settings import WorkerSettings, load
+from shopstream.models.bounded import ExpiringDict
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import parse_event
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.stack_config import StackConfig
+from shopstream.models.strategies import Surface
 from shopstream.producers.synthetic import ClickModel, SyntheticTraffic
 
 #: The click model's hidden quality per surface and strategy: a different strategy earns the clicks on each.
@@ -124,6 +126,22 @@ def test_sessions_and_users_keep_their_strategy_when_their_keys_move_to_another_
                 feedback += clicks[rec.kind].respond(shown_to, {"items": rec.items, **rec.extra}, raw[-1]["ts"], user)
     moved = Counter(kind for kind, _ in served_before & served_after)  # keys written by both workers
     assert moved["session"] > 50 and moved["user"] > 20, moved
+
+
+def test_a_list_whose_key_lost_its_assignment_leaves_every_later_assignment_as_it_was() -> None:
+    """The cap evicted a session's assignment before its list was written: that list is drawn a strategy by a
+    hash of the key, kept nowhere, so the sessions assigned afterwards get what they would have without it."""
+    config = StackConfig(experiment="thompson")
+    written, quiet = (Surface("session", ("a", "b", "c"), "a", config, ExpiringDict(2, 1800.0)) for _ in range(2))
+    for surface in (written, quiet):
+        for i in range(3):
+            surface.assign(f"s{i}", float(i))  # s0's is evicted by the cap of 2
+    drawn = written.choose("s0", 3.0)
+    assert drawn == written.choose("s0", 3.0) and drawn[0] in ("a", "b", "c") and drawn[1] > 0
+    assert written.assigned("s0", 3.0) == "a"  # nothing kept: the default
+    later = [written.assign(f"t{i}", 4.0) for i in range(30)]
+    assert later == [quiet.assign(f"t{i}", 4.0) for i in range(30)]
+    assert len({strategy for strategy, _ in later}) == 3
 
 
 def test_each_strategy_fills_its_list_from_its_own_model() -> None:
