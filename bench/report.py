@@ -10,6 +10,8 @@ TARGETS: dict[str, str] = {
     "peak_rss_mb": "< 1024 MiB at 10^6 events",
     "rss_growth_mb": "<= 5 % of peak",
     "collector_ndjson_eps": ">= 20,000",
+    "restore_s": "<= 10 s at 10^6 events",
+    "restore_learned_events": "= events preloaded (each learned once)",
 }
 
 ROWS: tuple[tuple[str, str], ...] = (
@@ -21,6 +23,11 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("pipeline_eps", "pipeline catch-up, all models + Redis, events/s"),
     ("pipeline_vs_faust_noop", "pipeline / Faust no-op ceiling"),
     ("worker_cpu_us_per_event", "worker CPU per event in the catch-up, µs (each worker)"),
+    ("restore_checkpoint_age_s", "restore: age of the newest checkpoint at the kill, s"),
+    ("restore_s", "restore: new worker's start to caught up, s"),
+    ("restore_replayed_events", "restore: events read again after the checkpoint"),
+    ("restore_duplicates", "restore: replayed events already learned"),
+    ("restore_learned_events", "restore: events the restored models count"),
     ("freshness_offered_eps", "freshness phase, offered events/s"),
     ("freshness_p50_s", "freshness p50 (probes), s"),
     ("freshness_p95_s", "freshness p95 (probes), s"),

@@ -1,4 +1,5 @@
-"""One benchmark run: preload, ceilings, catch-up, freshness, memory, collector ingest — one JSON result.
+"""One benchmark run: preload, ceilings, catch-up, restore after a kill, freshness, memory, collector ingest —
+one JSON result.
 
 Every phase uses fresh topics, consumer groups and a Redis key prefix named after the run, and
 removes them at the end, so runs can share the servers with development and tests.
@@ -18,7 +19,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from shopstream.bench import catch_up, collector_load, freshness, machine
+from shopstream.bench import catch_up, collector_load, freshness, machine, restore
 from shopstream.bench.fetch_ceiling import fetch_and_decode
 from shopstream.bench.noop_ceiling import faust_noop_eps
 from shopstream.bench.servers import delete_keys, ensure_servers
@@ -139,6 +140,19 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
                     "session_model": cfg.session_model,
                     "keys_written": round(done.last.keys_written),
                     "batches": round(done.last.batches),
+                }
+                log(f"restore: kill -9 of the worker(s), new ones with empty disks restore from {topics['events']}")
+                fleet, back = await restore.kill_and_restore(
+                    http, fleet, worker_env, workdir, cfg.events, cfg.catch_up_timeout_s
+                )
+                result |= {
+                    "restore_checkpoint_age_s": _r(back.checkpoint_age_s, 2),
+                    "restore_s": _r(back.restore_s, 2),
+                    "restore_wall_s": _r(back.wall_s, 2),
+                    "restore_backlog_records": round(back.backlog_records),
+                    "restore_replayed_events": round(back.replayed_events),
+                    "restore_duplicates": round(back.duplicates),
+                    "restore_learned_events": round(back.learned_events),
                 }
                 log(f"freshness: {cfg.rate:.0f} events/s offered for {cfg.seconds:.0f}s")
                 publisher = EventPublisher(bootstrap, topics["events"], topics["dlq"], cfg.max_events_per_record)

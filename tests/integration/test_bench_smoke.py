@@ -22,6 +22,7 @@ REQUIRED = (
     "ceiling_aiokafka_eps",
     "ceiling_faust_noop_eps",
     "pipeline_eps",
+    "restore_s",
     "freshness_p50_s",
     "freshness_p99_s",
     "peak_rss_mb",
@@ -66,6 +67,8 @@ def test_small_bench_run_reports_every_figure(kafka_bootstrap: str, redis_url: s
     assert result["freshness_probes_seen"] == result["freshness_probes"] > 0
     assert abs(result["rss_growth_mb"]) < result["peak_rss_mb"]
     assert len(result["worker_cpu_us_per_event"]) == 1 and 1 < result["worker_cpu_us_per_event"][0] < 10_000
+    assert result["restore_learned_events"] == 20_000 and result["restore_duplicates"] == 0
+    assert 0 < result["restore_s"] <= result["restore_wall_s"]
     assert result["collector_lost"] == 0
     assert result["collector_on_topic_distinct"] == result["collector_accepted"] > 0
     assert result["machine"]["cores"] >= 1 and result["machine"]["packages"]["aiokafka"]
