@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: A record's value at most: below the broker's default ``max.message.bytes`` (1 MiB) with room to spare, so
 #: that events which are each within bounds can never make a record the broker refuses.
 MAX_RECORD_BYTES = 512 * 1024
+#: How long a send waits for the broker before it fails (and the collector answers 503: a retry can fix it).
+REQUEST_TIMEOUT_S = 10.0
 
 
 def session_partition(session_id: str, partitions: int) -> int:
@@ -132,7 +134,7 @@ class EventPublisher:
             linger_ms=5,
             max_batch_size=MAX_RECORD_BYTES,
             max_request_size=2 * MAX_RECORD_BYTES,
-            request_timeout_ms=10_000,
+            request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000),
             **self.client_options,
         )
 

@@ -30,6 +30,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import samples
+from shopstream.producers.kafka_publisher import REQUEST_TIMEOUT_S
 from shopstream.producers.synthetic import SyntheticTraffic
 from tests.pipeline import Pipeline, consume_all, start_pipeline, stop_pipeline, wait_for
 from tests.servers import PrivateKafka
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.integration
 
 #: The issue's bound: after the broker is back, no request sent later than this is answered 503.
 RECOVERY_BOUND_S = 10.0
+#: The broker's outage: longer than a send waits for it, so sends made during it fail (503) before it returns.
+OUTAGE_S = REQUEST_TIMEOUT_S + 4.0
 
 
 @dataclass
@@ -135,7 +138,7 @@ async def test_a_broker_restart_under_load_recovers_and_loses_or_duplicates_noth
             await asyncio.sleep(3.0)
             await asyncio.to_thread(private_kafka.stop)
             outage_readiness = []
-            outage_until = time.monotonic() + 8.0
+            outage_until = time.monotonic() + OUTAGE_S
             while time.monotonic() < outage_until:
                 outage_readiness.append(await ready(session, running.url))
                 await asyncio.sleep(0.5)
