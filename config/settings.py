@@ -189,6 +189,7 @@ class CollectorSettings(CommonSettings):
     rate_limit_burst_s: float = Field(2.0, gt=0, le=60)  # a bucket holds this many seconds of its rate
     max_events_per_record: int = Field(200, ge=1)
     publish_linger_s: float = Field(0.002, ge=0, le=1)
+    publish_timeout_s: float = Field(5.0, gt=0, le=60)
 
     @field_validator("cors_origins")
     @classmethod

@@ -14,6 +14,12 @@ When some records of a linger are acknowledged and others fail, every caller is 
 lost, acknowledged by the broker but failed here, cannot be told apart and may still be duplicated; the
 worker learns an event id once.)
 
+A call waits at most ``ack_timeout_s`` for its acknowledgement, then fails (``503``, retry) while the send goes
+on: aiokafka's idempotent producer retries a send to the broker it last knew for as long as that broker is
+away, and a shopper's request must not hang with it. The events of such a send are *in flight*: a retry that
+comes before the acknowledgement waits for that send instead of publishing them again, and once it is
+acknowledged their ids are remembered as published, so the retry after it skips them.
+
 A failed send replaces the producer: after a broker restart aiokafka's idempotent producer can keep failing
 with ``OutOfOrderSequenceNumber`` until restarted (aio-libs/aiokafka#1017), and a new producer gets a new
 producer id. Until the new one has started, calls fail at once with :class:`PublisherUnavailable`.
@@ -104,6 +110,7 @@ class EventPublisher:
         linger_s: float = 0.002,
         restart_backoff_s: float = 1.0,
         client_options: Mapping[str, Any] | None = None,
+        ack_timeout_s: float = 5.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.client_options = dict(client_options or {})  # TLS and SASL (CommonSettings.kafka_security_options)
@@ -114,13 +121,16 @@ class EventPublisher:
         # the collector become one record per partition, not one record each.
         self.linger_s = linger_s
         self.restart_backoff_s = restart_backoff_s
+        self.ack_timeout_s = ack_timeout_s
+        self._in_flight: dict[str, asyncio.Task[bool]] = {}  # event id -> the linger sending it
         self._pending: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[int]] = []
-        self._flush: asyncio.Task[None] | None = None  # the linger collecting calls now
-        self._sending: set[asyncio.Task[None]] = set()  # every linger not yet acked, for ``stop``
+        self._flush: asyncio.Task[bool] | None = None  # the linger collecting calls now
+        self._sending: set[asyncio.Task[bool]] = set()  # every linger not yet acked, for ``stop``
         self._restart: asyncio.Task[None] | None = None  # replacing a failed producer
-        # Ids of events acknowledged in a linger whose other records failed: on the topic already, though their
-        # caller was told otherwise. Bounded: the oldest are forgotten (a retry comes within seconds).
+        # Ids of events acknowledged in a linger whose other records failed, or after their caller stopped
+        # waiting: on the topic already, though their caller was told otherwise. Bounded: the oldest are
+        # forgotten (a retry comes within seconds).
         self._published_unconfirmed: OrderedDict[str, None] = OrderedDict()  # an LRU of ids
         self.max_unconfirmed = 100_000
         self.make_producer: Callable[[], AIOKafkaProducer] = self._new_producer
@@ -143,7 +153,7 @@ class EventPublisher:
         return cls(
             settings.kafka_bootstrap_servers, settings.events_topic, settings.dlq_topic,
             settings.max_events_per_record, settings.publish_linger_s,
-            client_options=settings.kafka_security_options(),
+            client_options=settings.kafka_security_options(), ack_timeout_s=settings.publish_timeout_s,
         )
 
     async def start(self) -> None:
@@ -200,19 +210,41 @@ class EventPublisher:
         batch = [event for event in batch if event["event_id"] not in self._published_unconfirmed]
         if not batch:  # all of them on the topic already
             return 0
-        self._pending.extend(batch)
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(done)
-        if self._flush is None:
-            self._flush = asyncio.create_task(self._send_after_linger())
-            self._sending.add(self._flush)
-            self._flush.add_done_callback(self._sending.discard)
-        return await done
+        earlier = list({self._in_flight[e["event_id"]] for e in batch if e["event_id"] in self._in_flight})
+        fresh = [event for event in batch if event["event_id"] not in self._in_flight]
+        waits: list[asyncio.Future[Any]] = [asyncio.shield(linger) for linger in earlier]
+        if fresh:
+            if self._flush is None:
+                self._flush = asyncio.create_task(self._send_after_linger())
+                self._sending.add(self._flush)
+                self._flush.add_done_callback(self._sending.discard)
+            self._pending.extend(fresh)
+            for event in fresh:
+                self._in_flight[event["event_id"]] = self._flush
+            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiters.append(done)
+            waits.append(done)
+        # On timeout the waits are cancelled, not the sends: a linger whose caller stopped waiting remembers
+        # its ids as published once acknowledged.
+        async with asyncio.timeout(self.ack_timeout_s):
+            results = await asyncio.gather(*waits)
+        if not all(results[: len(earlier)]):
+            raise PublisherUnavailable("an earlier send of these events failed")
+        return results[-1] if fresh else 0
 
-    async def _send_after_linger(self) -> None:
+    async def _send_after_linger(self) -> bool:
+        """Send the calls gathered within the linger; True once every record is acknowledged."""
         await asyncio.sleep(self.linger_s)
         events, waiters = self._pending, self._waiters
         self._pending, self._waiters, self._flush = [], [], None
+        try:
+            return await self._send(events, waiters)
+        finally:
+            for event in events:
+                if self._in_flight.get(event["event_id"]) is asyncio.current_task():
+                    del self._in_flight[event["event_id"]]
+
+    async def _send(self, events: list[dict[str, Any]], waiters: list[asyncio.Future[int]]) -> bool:
         try:
             producer = self._live()
             partitions = len(await producer.partitions_for(self.events_topic))
@@ -245,10 +277,13 @@ class EventPublisher:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
-            return
+            return False
+        if any(waiter.cancelled() for waiter in waiters):
+            self._remember_published([events])
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(len(records))
+        return True
 
     def _remember_published(self, chunks: list[list[dict[str, Any]]]) -> None:
         for chunk in chunks:
@@ -263,9 +298,11 @@ class EventPublisher:
         producer = self._live()
         try:
             pending = [await producer.send(self.dlq_topic, value, key=key) for key, value in records]
-            await asyncio.gather(*pending)
+            async with asyncio.timeout(self.ack_timeout_s):
+                await asyncio.gather(*pending)
         except Exception as exc:
-            self._failed(exc)
+            if not isinstance(exc, TimeoutError):  # a slow broker is no reason to replace the producer
+                self._failed(exc)
             raise
 
     async def ready(self) -> bool:

@@ -145,3 +145,66 @@ async def test_a_retry_after_a_partly_failed_linger_does_not_duplicate_what_was_
     await pub.publish(events)  # the tracker's retry of the whole body
     on_topic = [e["event_id"] for _, chunk in producer.records for e in chunk]
     assert sorted(on_topic) == sorted(e["event_id"] for e in events)  # each once
+
+
+class HeldAcks(FakeProducer):
+    """Acknowledges nothing until ``release`` (a broker away: the idempotent producer keeps retrying its sends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[asyncio.Future[None]] = []
+        self.released = False
+
+    async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future[None]:
+        self.records.append((partition, orjson.loads(value)))
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held.append(acked)
+        if self.released:
+            self.release()
+        return acked
+
+    def release(self) -> None:
+        self.released = True
+        for acked in self.held:
+            if not acked.done():
+                acked.set_result(None)
+
+
+async def test_a_call_waits_a_bounded_time_and_its_retries_neither_hang_nor_publish_twice() -> None:
+    producer = HeldAcks()
+    pub = publisher(producer)
+    pub.ack_timeout_s = 0.05
+    events = [event(n, f"s{n}") for n in range(6)]
+    with pytest.raises(TimeoutError):  # the collector answers 503
+        await pub.publish(events)
+    sent = len(producer.records)
+    with pytest.raises(TimeoutError):  # a retry while the first send is still out waits for it, sends nothing
+        await pub.publish(events[:3])
+    assert len(producer.records) == sent
+    producer.release()
+    await asyncio.sleep(0.02)
+    assert await pub.publish(events) == 0  # acknowledged after its caller gave up: on the topic once
+    on_topic = sorted(e["event_id"] for _, chunk in producer.records for e in chunk)
+    assert on_topic == sorted(e["event_id"] for e in events)
+    assert await pub.publish([event(7, "s7")]) >= 1 and not pub._in_flight  # later events are sent as before
+    await pub.stop()
+
+
+async def test_a_retry_waiting_on_a_send_that_then_fails_fails_too() -> None:
+    class FailLater(HeldAcks):
+        def release(self) -> None:
+            for acked in self.held:
+                acked.set_exception(ConnectionError("not acknowledged"))
+
+    producer = FailLater()
+    pub = publisher(producer)
+    pub.make_producer = lambda: producer  # type: ignore[assignment,return-value]
+    pub.ack_timeout_s = 0.05
+    events = [event(1, "s1")]
+    with pytest.raises(TimeoutError):
+        await pub.publish(events)
+    retry = asyncio.create_task(pub.publish(events))
+    await asyncio.sleep(0.01)
+    producer.release()
+    with pytest.raises(PublisherUnavailable):  # the first send failed: not on the topic, retry once more
+        await retry
