@@ -139,7 +139,6 @@ class RecommenderStack:
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         self._user_lists: dict[str, list[Scored]] = {}  # the user model's lists of the keys being recomputed
-        self._session_lists: dict[str, list[Scored]] = {}  # and the session model's
         # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
         self._trending_memo_since = -math.inf
@@ -303,19 +302,9 @@ class RecommenderStack:
         self._user_lists = (
             dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True)) if users else {}
         )
-        # The session model ranks the touched sessions it serves together too (one compiled call for all).
-        sessions = [key for kind, key in touched
-                    if kind == "session" and self.experiment.session_arms[choose("session", key, self._now)[0]]
-                    is self.session_model]
-        self._session_lists = (
-            dict(zip(sessions, self.session_model.recommend_sessions(sessions, self.config.top_k), strict=True))
-            if sessions else {}
-        )
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
-        lists = [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
-        self._session_lists.clear()  # each was used once; a list asked for later is ranked afresh
-        return lists
+        return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
 
     def _shown_before(self, event: Event, session: bool, user: bool, now: float) -> list[tuple[str, Shown | None]]:
         """The lists ``event``'s session and user would be shown now, by the served lists' builders for their
@@ -407,9 +396,7 @@ class RecommenderStack:
         the shop's (asked for only when the list is short)."""
         k = self.config.top_k
         session_model = self.experiment.session_arms[strategy]
-        ranked = self._session_lists.pop(key, None) if session_model is self.session_model else None
-        if ranked is None:
-            ranked = session_model.recommend_session(key, k)
+        ranked = session_model.recommend_session(key, k)
         model = session_model.name if ranked else self.trending.name
         for scope in (category, None):
             if len(ranked) < k:

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
-from itertools import accumulate, pairwise
 from operator import itemgetter
-from types import ModuleType
-
-import numpy as np
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.bounded import LRUDict
@@ -38,18 +33,6 @@ class _Votes:
     items: dict[str, float]
     built_from: float  # edge weight (co-visits times their weight) the votes were computed from
     added: float = 0.0  # edge weight added since
-    # ``items`` as the compiled path reads them: their rows in the model's item rows of ``generation``, and values.
-    rows: np.ndarray | None = None
-    values: np.ndarray | None = None
-    generation: int = -1
-
-
-@cache
-def _kernel() -> ModuleType:
-    """The compiled loop, loaded when a compiled model first ranks: numba costs ~0.4 s and ~100 MiB to load."""
-    from shopstream.models import transitions_kernel
-
-    return transitions_kernel
 
 
 class NeighbourGraph:
@@ -145,10 +128,6 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
     vote_staleness
         An item's normalised vote is recomputed once the weight added to its edges exceeds this
         share of the weight it was computed from (0 recomputes on every change).
-    compiled
-        :meth:`recommend_sessions` ranks the votes of many sessions in one compiled call
-        (models/transitions_kernel.py) rather than in Python dicts, session by session: the same lists
-        (tests/unit/test_transitions_compiled.py). False: the pure-Python reference, :meth:`recommend_session`.
 
     Examples
     --------
@@ -177,7 +156,6 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         covisit_weight: float = 0.1,
         recency: float = 0.2,
         vote_staleness: float = 0.05,
-        compiled: bool = True,
     ) -> None:
         self.window = window
         self.max_items = max_items
@@ -187,7 +165,6 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         self.covisit_weight = covisit_weight
         self.recency = recency
         self.vote_staleness = vote_staleness
-        self.compiled = compiled
         self._next = NeighbourGraph(max_items, max_neighbours)
         self._covisit = NeighbourGraph(max_items, max_neighbours)
         self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
@@ -201,12 +178,6 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         # have seen another front.
         self._next_expiry = -math.inf
         self._front: str | None = None
-        # The compiled path's item rows: assigned as votes name items, all dropped (a new generation) once
-        # there are more than ``2 * max_items``, so they stay bounded without tracking which votes hold which.
-        self._rows: dict[str, int] = {}
-        self._names: list[str] = []
-        self._generation = 0
-        self._decays = np.array([recency**position for position in range(window)])
 
     def learn_one(self, event: Event) -> None:
         self.learn_many([event])
@@ -271,11 +242,11 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         if state is None or not state.items:
             return []
         items = state.items
-        scores = dict(self._item_votes(items[-1]).items)  # the last item votes with weight 1: a C-level copy
+        scores = dict(self._item_votes(items[-1]))  # the last item votes with weight 1: a C-level copy
         get = scores.get
         for position in range(1, len(items)):
             decay = self.recency**position
-            for other, vote in self._item_votes(items[-1 - position]).items.items():
+            for other, vote in self._item_votes(items[-1 - position]).items():
                 scores[other] = get(other, 0.0) + vote * decay
         return sorted(scores.items(), key=itemgetter(1), reverse=True)[:k]  # C sort beats nlargest here
 
@@ -299,45 +270,7 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         finally:
             del self._cache_votes
 
-    def recommend_sessions(self, session_ids: Sequence[str], k: int) -> list[list[Scored]]:
-        """:meth:`recommend_session` of each session, the votes merged and ranked for all of them in one compiled
-        call: the same votes summed in the same order, so the same lists."""
-        if not self.compiled:
-            return super().recommend_sessions(session_ids, k)
-        if len(self._names) > 2 * self.max_items:
-            self._rows, self._names = {}, []
-            self._generation += 1
-        votes: list[_Votes] = []
-        positions = [0]
-        for session_id in session_ids:
-            state = self._sessions.peek(session_id)
-            if state is not None:
-                votes += map(self._vote_arrays, reversed(state.items))
-            positions.append(len(votes))
-        if not votes:
-            return [[] for _ in session_ids]
-        starts = np.fromiter(accumulate((len(vote.items) for vote in votes), initial=0), np.int64, len(votes) + 1)
-        rows, scores, ends = _kernel().sessions_top(
-            np.concatenate([vote.rows for vote in votes]), np.concatenate([vote.values for vote in votes]), starts,
-            np.array(positions, dtype=np.int64), self._decays, k,
-        )
-        ranked = list(zip(map(self._names.__getitem__, rows.tolist()), scores.tolist(), strict=True))
-        return [ranked[begin:end] for begin, end in pairwise([0, *ends.tolist()])]
-
-    def _vote_arrays(self, item: str) -> _Votes:
-        """The item's votes with their arrays for this generation of rows."""
-        votes = self._item_votes(item)
-        if votes.generation != self._generation:
-            rows, names = self._rows, self._names
-            if missing := [other for other in votes.items if other not in rows]:
-                rows.update(zip(missing, range(len(names), len(names) + len(missing)), strict=True))
-                names += missing
-            votes.rows = np.fromiter(map(rows.__getitem__, votes.items), np.int64, len(votes.items))
-            votes.values = np.fromiter(votes.items.values(), np.float64, len(votes.items))
-            votes.generation = self._generation
-        return votes
-
-    def _item_votes(self, item: str) -> _Votes:
+    def _item_votes(self, item: str) -> dict[str, float]:
         votes = self._votes.peek(item) if self._cache_votes else None
         if votes is None:
             merged: dict[str, float] = {}
@@ -354,10 +287,10 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
                     get = merged.get
                     for other, w in edges.items():
                         merged[other] = get(other, 0.0) + w * scale
-            votes = _Votes(merged, built_from)
-            if self._cache_votes:
-                self._votes[item] = votes
-        return votes
+            if not self._cache_votes:
+                return merged
+            votes = self._votes[item] = _Votes(merged, built_from)
+        return votes.items
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         edges = self._covisit.neighbours(item_id)
