@@ -1,29 +1,31 @@
 """Where the model stack's time goes at a given step size: CPU microseconds an event per part.
 
 ``python -m shopstream.bench.stack_breakdown [--events 60000] [--step 100] [--event-rate 5000]
-[--deferred-delay-s 0.5]`` learns the first half of a seeded synthetic stream in catch-up steps (state to
-serve from), then the second half in steps of ``--step`` events through both tiers, as a live worker does
-at ``--event-rate`` events/s with the deferred policy's delay (0: the deferred tier after every step), and
-prints each model's learning, each
-list kind's building and the user scoring in CPU µs per event (and per call), with what is left to
-the engine's own loop. One thread, CPU time (``time.thread_time``): the machine's other load counts
-little. The catch-up was profiled with py-spy (docs/performance.md); this is the live path's table.
+[--deferred-delay-s 0.5] [--gc-thresholds 700,10,10]`` learns the first half of a seeded synthetic stream in
+catch-up steps (state to serve from), then the second half in steps of ``--step`` events through both tiers,
+as a live worker does at ``--event-rate`` events/s with the deferred policy's delay (0: the deferred tier after
+every step), and prints each model's learning, each list kind's building and the user scoring in CPU µs per
+event (and per call), with what is left to the engine's own loop. One thread, CPU time (``time.thread_time``):
+the machine's other load counts little. The process settings are the worker's (one BLAS thread, its collector
+thresholds; ``--gc-thresholds`` to compare): at Python's default thresholds the collector scans the model state
+every few hundred allocations, and a table measured so is the collector's as much as the models'. The
+catch-up was profiled with py-spy (docs/performance.md); this is the live path's table.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from threadpoolctl import threadpool_limits
-
 from shopstream.bench.topics import synthetic
 from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import Event, parse_event
 from shopstream.models.stack_config import StackConfig
+from shopstream.streams.batch import tune_process
 
 DEFERRED_EVENTS = 5000  # the worker's SHOPSTREAM_DEFERRED_MAX_EVENTS: at live rates its 0.5 s delay comes first
 
@@ -89,8 +91,12 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=100, help="events a step: 100 is 20 ms at 5,000 events/s")
     parser.add_argument("--event-rate", type=float, default=5000.0)
     parser.add_argument("--deferred-delay-s", type=float, default=0.5, help="SHOPSTREAM_DEFERRED_MAX_DELAY_S")
+    parser.add_argument("--gc-thresholds", default=None,
+                        help="e.g. 700,10,10 (Python's default) instead of the worker's GC_THRESHOLDS")
     args = parser.parse_args()
-    threadpool_limits(1)  # as the worker (after numpy and scipy are loaded)
+    tune_process()  # as the worker: one BLAS thread (after numpy and scipy are loaded), its collector thresholds
+    if args.gc_thresholds:
+        gc.set_threshold(*(int(x) for x in args.gc_thresholds.split(",")))
     events = [parse_event(raw, now=raw["ts"]) for raw in synthetic(0, args.events, args.event_rate)]
     run(events, args.step, args.event_rate, args.deferred_delay_s)
 
