@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,18 +31,29 @@ async def ensure_topics(
         await admin.close()
 
 
-async def topic_partitions(bootstrap: str, topic: str, **options: Any) -> list[int]:
-    """The topic's partition numbers, from the broker; raises if the topic cannot be described."""
+#: Kafka error codes of a topic whose creation has not yet reached every broker's metadata:
+#: UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE.
+_NOT_YET_VISIBLE = frozenset({3, 5})
+
+
+async def topic_partitions(bootstrap: str, topic: str, settle_s: float = 10.0, **options: Any) -> list[int]:
+    """The topic's partition numbers, from the broker; raises if the topic cannot be described. A topic just
+    created (by this process or a worker starting beside it) is asked for again for up to ``settle_s``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
+    deadline = asyncio.get_running_loop().time() + settle_s
     try:
-        (described,) = await admin.describe_topics([topic])
+        while True:
+            (described,) = await admin.describe_topics([topic])
+            numbers = sorted(p["partition"] for p in described["partitions"])
+            error = described["error_code"]
+            if not error and numbers:
+                return numbers
+            if error not in _NOT_YET_VISIBLE | {0} or asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the topic {topic} cannot be read (error {error})")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    numbers = sorted(p["partition"] for p in described["partitions"])
-    if described["error_code"] or not numbers:
-        raise RuntimeError(f"the topic {topic} cannot be read (error {described['error_code']})")
-    return numbers
 
 
 async def ensure_pipeline_topics(settings: CommonSettings) -> None:
