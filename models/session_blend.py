@@ -93,8 +93,8 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         transitions: ItemTransitions | None = None,
         others: Sequence[SessionRecommender] | None = None,
         depth: int = 100,
-        score_every: int = 50,
-        half_life: float = 500.0,
+        score_every: int = 100,
+        half_life: float = 250.0,
         power: float = 2.0,
         fused: bool = True,
     ) -> None:
@@ -157,7 +157,7 @@ class SessionBlend(SessionRecommender, ItemRecommender):
             return [any(c == item for c, _ in m.recommend_session(session_id, SCORED_K)) for m in self.components]
         hits = [any(c == item for c, _ in self.transitions.recommend_session(session_id, SCORED_K))]
         lists = self._knns.lists(session_id, SCORED_K)
-        item_id = self._knns.index.item(item)
+        item_id = self._knns.index.item_ids((item,))[0]
         if lists is None or item_id is None:
             return hits + [False] * (len(self.components) - 1)
         ids, _, counts = lists
@@ -203,14 +203,13 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         rows = 1 if lists is None else 1 + len(lists[2])
         ids, scores = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
         counts = np.zeros(rows, dtype=np.int64)
+        row = index.item_ids(item for item, _ in ranked)
         strangers: list[str] = []
-        row: list[int] = []
-        for item, _ in ranked:
-            item_id = index.item(item)
-            if item_id is None:
-                strangers.append(item)
-                item_id = -len(strangers)
-            row.append(item_id)
+        if None in row:
+            for i, item_id in enumerate(row):
+                if item_id is None:
+                    strangers.append(ranked[i][0])
+                    row[i] = -len(strangers)
         counts[0] = n = len(ranked)
         ids[0, :n], scores[0, :n] = row, [score for _, score in ranked]
         if lists is not None:

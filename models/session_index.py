@@ -262,9 +262,10 @@ class SessionIndex(Model):
         self._pairs = (slot, self._clock, sessions, owners)
         return sessions, owners
 
-    def item(self, name: str) -> int | None:
-        """The item's id, or None if no held session has it."""
-        return self._id_of.get(name)
+    def item_ids(self, names: Iterable[str]) -> list[int | None]:
+        """The items' ids, None for those no held session has."""
+        get = self._id_of.get
+        return [get(name) for name in names]
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._slot_of), "items": len(self._id_of)}

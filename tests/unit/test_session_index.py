@@ -103,7 +103,9 @@ def test_a_group_lists_what_each_scorer_lists_alone(caps: str) -> None:
             assert lists is not None
             ids, scores, counts = lists
             for row, scorer in enumerate(scorers):
-                listed = [(index.names[i], s) for i, s in zip(ids[row, : counts[row]], scores[row, : counts[row]])]
+                n = counts[row]
+                pairs = zip(ids[row, :n].tolist(), scores[row, :n].tolist(), strict=True)
+                listed = [(index.names[i], s) for i, s in pairs]
                 assert listed == scorer.recommend_session(sid, depth)
     assert group.lists("unknown", 5) is None
     with pytest.raises(ValueError):
