@@ -4,7 +4,7 @@ The pure-Python :class:`~shopstream.models.session_knn.SessionKNN` pays a dict o
 session and per neighbour item, thousands per list, and re-links a session into every one of its items'
 postings on each click. Here a session is a row of item ids (its last ``window`` clicks), recency is
 one global click counter per session (so a click touches only the clicked item's postings), and both a
-click and a list are one call of a compiled kernel (models/session_knn_kernel.py): gather the postings
+run of clicks and a list are one call of a compiled kernel (models/session_knn_kernel.py): gather the postings
 of the session's items, keep the ``sample_size`` most recent candidates, weigh their overlap, take the
 ``k`` most similar and add up their votes. The scores are those of ``SessionKNN`` with the same settings
 (tests/unit/test_session_index.py checks them click by click on random streams); only the order of
@@ -12,7 +12,7 @@ equal scores may differ. Python keeps what needs a hash: session and item ids to
 
 Both kNNs of the session blend have the same candidates (same postings, same ``sample_size``): they
 share one :class:`SessionIndex`, which learns each click once and keeps the postings pairs of the last
-session asked for until the next click is learned.
+session asked for until the next click is learned, and a :class:`KnnGroup` lists both in one kernel call.
 
 Memory: at most ``max_sessions`` sessions of ``window`` items (int32 rows), each item's postings at
 most ``sample_size + 1`` sessions in blocks of one pool (compacted when full, so within about twice the
