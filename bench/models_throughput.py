@@ -4,7 +4,10 @@ Every event is learned; serving happens once per invoice (a customer's events at
 the way the worker recomputes a touched user's list once per batch: the user's top 20 (MF, blend),
 the shop's next-day forecast and the session's purchase propensity. One core, CPU time.
 
-    python -m shopstream.bench.models_throughput [--profile]
+    python -m shopstream.bench.models_throughput [--profile] [--only NAME ...] [--side-by-side]
+
+``--side-by-side`` hands each invoice to every selected bench in turn, in one process, so that the
+machine's load falls on them alike: a steadier ratio between two benches than separate runs give.
 """
 
 from __future__ import annotations
@@ -108,15 +111,32 @@ BENCHES = {
 }
 
 
+def side_by_side(invoices: list[list[Event]], names: list[str], n_events: int) -> None:
+    """Every bench's step on each invoice in turn, CPU time of this thread per bench."""
+    steps = {name: BENCHES[name]() for name in names}
+    cpu = dict.fromkeys(steps, 0.0)
+    for invoice in invoices:
+        for name, step in steps.items():
+            start = time.thread_time()
+            step(invoice)
+            cpu[name] += time.thread_time() - start
+    for name, elapsed in cpu.items():
+        print(f"{name:>10}: {n_events / elapsed:>9,.0f} events/s ({elapsed:.1f} s CPU, side by side)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(SHARED_DATA / "online-retail" / "online_retail.csv.gz"))
     parser.add_argument("--profile", choices=list(BENCHES), help="print the top of a cProfile of one bench")
     parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these benches only")
+    parser.add_argument("--side-by-side", action="store_true", help="each invoice to every bench in turn")
     args = parser.parse_args()
     events = list(load_online_retail(args.data))
     invoices = [list(group) for _, group in itertools.groupby(events, key=lambda e: (e.ts, e.user_id))]
     print(f"{len(events):,} events, {len(invoices):,} invoices")
+    if args.side_by_side:
+        side_by_side(invoices, args.only or list(BENCHES), len(events))
+        return
     for name, factory in BENCHES.items():
         if (args.profile and name != args.profile) or (args.only and name not in args.only):
             continue

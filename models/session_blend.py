@@ -11,6 +11,10 @@ components' scales, decide.
 Scoring every click would double the cost of learning, so only every ``score_every``-th positive
 click of a known session is scored (a deterministic count: runs repeat exactly). The blend holds no
 state per session or item of its own; its memory is its components' (each capped) plus a few floats.
+
+When the other components are kNNs on one index (the default), their lists come from one compiled pass
+over the postings they share and the lists are added in a compiled kernel (``fused``); the plain path —
+each component's own list, added in a dict — stays as the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from operator import itemgetter
 
+import numpy as np
+
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.events import Event
-from shopstream.models.session_index import IndexedSessionKNN, SessionIndex
+from shopstream.models.session_index import IndexedSessionKNN, KnnGroup, SessionIndex
+from shopstream.models.session_knn_kernel import blended
 from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
 
 #: The list length the components are scored at: the served list's length.
@@ -59,6 +66,9 @@ class SessionBlend(SessionRecommender, ItemRecommender):
     power
         Weights are the components' hit-rates to this power, normalised: 1 blends in proportion,
         large values pick the leader.
+    fused
+        Whether kNN components on one index list together in compiled kernels (same lists and weights;
+        False serves each component's own list, added in Python: the reference).
 
     Examples
     --------
@@ -83,9 +93,10 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         transitions: ItemTransitions | None = None,
         others: Sequence[SessionRecommender] | None = None,
         depth: int = 100,
-        score_every: int = 50,
-        half_life: float = 500.0,
+        score_every: int = 100,
+        half_life: float = 250.0,
         power: float = 2.0,
+        fused: bool = True,
     ) -> None:
         if min(depth, score_every) < 1 or half_life <= 0 or power <= 0:
             raise ValueError("depth, score_every, half_life and power must be positive")
@@ -98,6 +109,12 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         self._hits = [0.0] * len(self.components)  # decayed counts of hits
         self._scored = 0.0  # decayed count of scored clicks
         self._known_clicks = 0  # positive clicks of known sessions seen: every score_every-th is scored
+        knns = self.components[1:]
+        self._knns = (
+            KnnGroup(knns)  # type: ignore[arg-type]
+            if fused and knns and all(isinstance(c, IndexedSessionKNN) and c.index is knns[0].index for c in knns)
+            else None
+        )
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -130,11 +147,21 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         """Uncached: the weights learned depend on the stream only, not on when the lists were served."""
         decay = self._decay
         self._scored = decay * self._scored + 1.0
-        item = event.item_id
         with self.uncached():
-            for i, component in enumerate(self.components):
-                ranked = component.recommend_session(event.session_id, SCORED_K)
-                self._hits[i] = decay * self._hits[i] + any(candidate == item for candidate, _ in ranked)
+            hits = self._hits_of(event.session_id, event.item_id)
+        self._hits = [decay * before + hit for before, hit in zip(self._hits, hits, strict=True)]
+
+    def _hits_of(self, session_id: str, item: str) -> list[bool]:
+        """Whether each component's list of ``SCORED_K`` for the session has ``item``."""
+        if self._knns is None:
+            return [any(c == item for c, _ in m.recommend_session(session_id, SCORED_K)) for m in self.components]
+        hits = [any(c == item for c, _ in self.transitions.recommend_session(session_id, SCORED_K))]
+        lists = self._knns.lists(session_id, SCORED_K)
+        item_id = self._knns.index.item_ids((item,))[0]
+        if lists is None or item_id is None:
+            return hits + [False] * (len(self.components) - 1)
+        ids, _, counts = lists
+        return hits + [bool((ids[r, :n] == item_id).any()) for r, n in enumerate(counts.tolist())]
 
     def uncached(self) -> AbstractContextManager[None]:
         return self.transitions.uncached()
@@ -151,6 +178,8 @@ class SessionBlend(SessionRecommender, ItemRecommender):
         if k < 1:
             return []
         depth = max(k, self.depth)
+        if self._knns is not None:
+            return self._fused(session_id, k, depth)
         scores: dict[str, float] = {}
         get = scores.get
         for component, weight in zip(self.components, self.weights(), strict=True):
@@ -162,6 +191,36 @@ class SessionBlend(SessionRecommender, ItemRecommender):
             for item, score in ranked:
                 scores[item] = get(item, 0.0) + score * scale
         return heapq.nlargest(k, scores.items(), key=itemgetter(1))
+
+    def _fused(self, session_id: str, k: int, depth: int) -> list[Scored]:
+        """The plain path's list: the kNNs' lists from one kernel call, added to the transitions' in another,
+        on the index's item ids (transitions' items the index does not hold get ids of their own, below 0)."""
+        knns = self._knns
+        assert knns is not None
+        index = knns.index
+        ranked = self.transitions.recommend_session(session_id, depth)
+        lists = knns.lists(session_id, depth)
+        rows = 1 if lists is None else 1 + len(lists[2])
+        ids, scores = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
+        counts = np.zeros(rows, dtype=np.int64)
+        row = index.item_ids(item for item, _ in ranked)
+        strangers: list[str] = []
+        if None in row:
+            for i, item_id in enumerate(row):
+                if item_id is None:
+                    strangers.append(ranked[i][0])
+                    row[i] = -len(strangers)
+        counts[0] = n = len(ranked)
+        ids[0, :n], scores[0, :n] = row, [score for _, score in ranked]
+        if lists is not None:
+            ids[1:], scores[1:], counts[1:] = lists
+        totals = [sum(row[:n]) for row, n in zip(scores.tolist(), counts.tolist(), strict=True)]
+        scales = np.array([weight / total if n and total > 0.0 else 0.0
+                           for weight, total, n in zip(self.weights(), totals, counts.tolist(), strict=False)])
+        best, values = blended(ids, scores, counts, scales, k)
+        names = index.names
+        return [(names[item] if item >= 0 else strangers[-1 - item], value)  # type: ignore[misc]
+                for item, value in zip(best.tolist(), values.tolist(), strict=True)]
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         return self.transitions.similar_items(item_id, k)

@@ -4,7 +4,7 @@ The pure-Python :class:`~shopstream.models.session_knn.SessionKNN` pays a dict o
 session and per neighbour item, thousands per list, and re-links a session into every one of its items'
 postings on each click. Here a session is a row of item ids (its last ``window`` clicks), recency is
 one global click counter per session (so a click touches only the clicked item's postings), and both a
-click and a list are one call of a compiled kernel (models/session_knn_kernel.py): gather the postings
+run of clicks and a list are one call of a compiled kernel (models/session_knn_kernel.py): gather the postings
 of the session's items, keep the ``sample_size`` most recent candidates, weigh their overlap, take the
 ``k`` most similar and add up their votes. The scores are those of ``SessionKNN`` with the same settings
 (tests/unit/test_session_index.py checks them click by click on random streams); only the order of
@@ -12,7 +12,7 @@ equal scores may differ. Python keeps what needs a hash: session and item ids to
 
 Both kNNs of the session blend have the same candidates (same postings, same ``sample_size``): they
 share one :class:`SessionIndex`, which learns each click once and keeps the postings pairs of the last
-session asked for until the next click is learned.
+session asked for until the next click is learned, and a :class:`KnnGroup` lists both in one kernel call.
 
 Memory: at most ``max_sessions`` sessions of ``window`` items (int32 rows), each item's postings at
 most ``sample_size + 1`` sessions in blocks of one pool (compacted when full, so within about twice the
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -34,8 +34,8 @@ from shopstream.models.session_knn_kernel import (
     WEIGHTINGS,
     compacted,
     forget_session,
-    knn_scores,
-    learn_click,
+    knn_lists,
+    learn_clicks,
     session_pairs,
 )
 
@@ -131,28 +131,54 @@ class SessionIndex(Model):
     # -- learning -------------------------------------------------------------------------------
 
     def learn_one(self, event: Event) -> None:
-        if event.type not in POSITIVE_TYPES:
+        self.learn_many((event,))
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Ids, rows and LRU order here, the clicks themselves in one kernel call per run of them: a run ends
+        only where a new session forgets the oldest (forgetting must see the postings up to date)."""
+        slots: list[int] = []
+        items: list[int] = []
+        slot_of, ts = self._slot_of, self.ts
+        for event in events:
+            if event.type not in POSITIVE_TYPES:
+                continue
+            slot = slot_of.get(event.session_id)
+            if slot is None:
+                if self._expiring(event.ts):
+                    self._learn_clicks(slots, items)
+                    slots, items = [], []
+                    self._expire(event.ts)
+                slot = self._new_slot(event.session_id, event.ts)
+            else:
+                slot_of.move_to_end(event.session_id)
+                if event.ts > ts[slot]:
+                    ts[slot] = event.ts
+            slots.append(slot)
+            items.append(self._item_id(event.item_id))
+            ts = self.ts  # a new row may have grown it
+        self._learn_clicks(slots, items)
+
+    def _learn_clicks(self, slots: list[int], items: list[int]) -> None:
+        if not slots:
             return
         self._pairs = None
-        slot = self._slot_of.get(event.session_id)
-        if slot is None:
-            self._expire(event.ts)
-            slot = self._new_slot(event.session_id, event.ts)
-        else:
-            self._slot_of.move_to_end(event.session_id)
-            if event.ts > self.ts[slot]:
-                self.ts[slot] = event.ts
-        self._clock += 1
-        item = self._item_id(event.item_id)
-        if len(self.pool) - self._top[0] < self._reserve:
-            self._compact()
-        freed = learn_click(
-            slot, item, self._clock, self.sample_size,
-            self.items, self.last, self._posted, self.n, self.distinct, self.seq, self._unposted, self.clicks,
-            self.pool, self.start, self.cap, self.count, self._top,
-        )
-        if freed >= 0:
-            self._free(freed)
+        clocks = np.arange(self._clock + 1, self._clock + 1 + len(slots), dtype=np.int64)
+        self._clock += len(slots)
+        slot_array, item_array = np.array(slots, dtype=np.int64), np.array(items, dtype=np.int64)
+        freed = np.empty(len(slots), dtype=np.int64)
+        done = n_freed = 0
+        while done < len(slots):  # the kernel stops where the pool's top nears its end
+            if len(self.pool) - self._top[0] < self._reserve:
+                self._compact()
+            done, n_freed = learn_clicks(
+                done, n_freed, slot_array, item_array, clocks, freed, self.sample_size, self._reserve,
+                self.items, self.last, self._posted, self.n, self.distinct, self.seq, self._unposted, self.clicks,
+                self.pool, self.start, self.cap, self.count, self._top,
+            )
+        # Freed once the run is learned: a later click of the run may have taken the item back.
+        for item in freed[:n_freed].tolist():
+            if self.clicks[item] == 0 and self.names[item] is not None:
+                self._free(item)
 
     def _new_slot(self, session_id: str, ts: float) -> int:
         if self._free_slots:
@@ -200,6 +226,14 @@ class SessionIndex(Model):
         self.pool, top = compacted(self.pool, self.start, self.cap, self.count, 2 * live + self._reserve)
         self._top[0] = top
 
+    def _expiring(self, now: float) -> bool:
+        """Whether a new session arriving ``now`` makes the index forget its oldest."""
+        slot_of = self._slot_of
+        return bool(slot_of) and (
+            len(slot_of) >= self.max_sessions
+            or (self.session_ttl_s is not None and self.ts[slot_of[next(iter(slot_of))]] < now - self.session_ttl_s)
+        )
+
     def _expire(self, now: float) -> None:
         """Forget the oldest sessions while over capacity or idle past the TTL."""
         horizon = -math.inf if self.session_ttl_s is None else now - self.session_ttl_s
@@ -227,6 +261,11 @@ class SessionIndex(Model):
         sessions, owners = session_pairs(slot, self.items, self.last, self.n, self.pool, self.start, self.count)
         self._pairs = (slot, self._clock, sessions, owners)
         return sessions, owners
+
+    def item_ids(self, names: Iterable[str]) -> list[int | None]:
+        """The items' ids, None for those no held session has."""
+        get = self._id_of.get
+        return [get(name) for name in names]
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._slot_of), "items": len(self._id_of)}
@@ -303,6 +342,7 @@ class IndexedSessionKNN(SessionRecommender):
         self.window = index.window
         # STAN's item-neighbourhood weight by distance, precomputed: distances are below the window.
         self._inh = np.exp(-np.arange(index.window) / lambda_inh) if lambda_inh is not None else np.zeros(0)
+        self._alone = KnnGroup([self])
 
     def learn_one(self, event: Event) -> None:
         if self.learns:
@@ -312,26 +352,54 @@ class IndexedSessionKNN(SessionRecommender):
         if self.learns:
             self.index.learn_many(events)
 
+    def settings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's row of settings (columns ``K``..``INH_LEN`` of session_knn_kernel) and of ``inh`` weights."""
+        row = [self.k, self.similarity == "cosine", WEIGHTINGS[self.weighting], WEIGHTINGS[self.weighting_score],
+               self.idf_weighting, _unset(self.lambda_spw), _unset(self.lambda_ipw), _unset(self.lambda_snh),
+               self.remind, len(self._inh)]
+        inh = np.zeros(self.window)
+        inh[: len(self._inh)] = self._inh
+        return np.array(row, dtype=np.float64), inh
+
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
-        index = self.index
-        slot = index.slot(session_id)
-        if slot is None or k < 1:
+        lists = self._alone.lists(session_id, k)
+        if lists is None:
             return []
-        sessions, entries = index.pairs(slot)
-        items, scores = knn_scores(
-            slot, self.k, index.sample_size, k,
-            index.items, index.last, index.n, index.distinct, index.seq, index.ts, index.clicks, index.sessions,
-            sessions, entries,
-            self.similarity == "cosine", WEIGHTINGS[self.weighting], WEIGHTINGS[self.weighting_score],
-            float(self.idf_weighting), _unset(self.lambda_spw), _unset(self.lambda_ipw), self._inh,
-            _unset(self.lambda_snh), self.remind,
-            index.slot_mark, index.item_pos, index.item_mark, index.item_last, index.item_score,
-        )
-        names = index.names
-        return [(names[item], score) for item, score in zip(items.tolist(), scores.tolist(), strict=True)]  # type: ignore[misc]
+        ids, scores, counts = lists
+        names, n = self.index.names, counts[0]
+        return [(names[item], score) for item, score in zip(ids[0, :n].tolist(), scores[0, :n].tolist(), strict=True)]  # type: ignore[misc]
 
     def size(self) -> dict[str, int]:
         return self.index.size() if self.learns else {}
 
     def evictions(self) -> dict[str, int]:
         return self.index.evictions() if self.learns else {}
+
+
+class KnnGroup:
+    """Kinds of kNNs on one index whose lists are asked for together (the session blend's V-SKNN and V-STAN):
+    one kernel call walks the postings of the session's items once for all of them, since their candidate
+    sessions are the same; each then ranks its own neighbours. Each list equals its kNN's own."""
+
+    def __init__(self, scorers: Sequence[IndexedSessionKNN]) -> None:
+        if not scorers or any(scorer.index is not scorers[0].index for scorer in scorers):
+            raise ValueError("the scorers of a group share one index")
+        self.index = scorers[0].index
+        rows = [scorer.settings() for scorer in scorers]
+        self._params = np.stack([params for params, _ in rows])
+        self._inh = np.stack([inh for _, inh in rows])
+
+    def lists(self, session_id: str, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Each scorer's ids and scores, best first, as rows of at most ``depth`` (``counts`` of them); None if
+        the session is not held."""
+        index = self.index
+        slot = index.slot(session_id)
+        if slot is None or depth < 1:
+            return None
+        sessions, entries = index.pairs(slot)
+        return knn_lists(  # type: ignore[no-any-return]
+            slot, index.sample_size, depth,
+            index.items, index.last, index.n, index.distinct, index.seq, index.ts, index.clicks, index.sessions,
+            sessions, entries, self._params, self._inh,
+            index.slot_mark, index.item_pos, index.item_mark, index.item_last, index.item_score,
+        )

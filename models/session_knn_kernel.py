@@ -1,4 +1,5 @@
-"""The compiled loops of :mod:`~shopstream.models.session_index`: learning a click, and one session's kNN list.
+"""The compiled loops of :mod:`~shopstream.models.session_index`: learning a click, a session's kNN lists (of
+one or several scorers sharing the candidates), and adding weighted lists (the session blend's).
 
 A list is a few thousand scalar steps (hundreds of candidate sessions, a hundred neighbours of up to
 ``window`` items each); as Python dict operations they cost a millisecond, as NumPy calls on such small
@@ -34,63 +35,98 @@ def _position_weight(p: int, n: int, code: int, lambda_spw: float) -> float:
     return 1.0
 
 
+#: Columns of the kernel's per-scorer settings (``knn_lists``'s ``params``; lambdas <= 0 mean unset).
+K, COSINE, WEIGHTING, WEIGHTING_SCORE, IDF, LAMBDA_SPW, LAMBDA_IPW, LAMBDA_SNH, REMIND, INH_LEN = range(10)
+
+
 @numba.njit(cache=True, nogil=True)
-def knn_scores(
-    slot, k, sample_size, depth,
+def knn_lists(
+    slot, sample_size, depth,
     items, last, n_items, distinct, seq, ts, clicks, n_sessions,
-    pair_sessions, pair_entries,
-    cosine, weighting, weighting_score, idf_weighting, lambda_spw, lambda_ipw, inh, lambda_snh, remind,
+    pair_sessions, pair_entries, params, inh,
     slot_mark, item_pos, item_mark, item_last, item_score,
 ):  # type: ignore[no-untyped-def]
-    """Item ids and scores of the session's next items, best first (at most ``depth``).
+    """Each scorer's item ids and scores of the session's next items, best first (at most ``depth``): rows of
+    ``(ids, scores, counts)``, one per row of ``params`` (settings, columns ``K``..``INH_LEN``) and ``inh``
+    (STAN's item-neighbourhood weights by distance, ``INH_LEN`` of them).
 
+    The scorers share the candidates (the postings and the sample of the most recent are the same), so the
+    pairs are walked once for all; each then ranks its own neighbours and sums its own votes (``_votes``).
     ``pair_sessions``/``pair_entries``: every (session, entry of this session's row) pair of the postings
-    of the session's items, in the session's item order. ``lambda_*`` <= 0 and ``len(inh) == 0`` mean unset.
+    of the session's items, in the session's item order.
     """
+    m = len(params)
     n = n_items[slot]
-    # The session's items: last position and weight.
-    norm2 = 0.0
+    # The session's items: last position and each scorer's weight.
+    norm2 = np.zeros(m)
     size = 0
-    weights = np.zeros(n)
+    weights = np.zeros((m, n))
     for j in range(n):
         if last[slot, j]:
-            w = _position_weight(j + 1, n, weighting, lambda_spw)
-            weights[j] = w
-            norm2 += w * w
+            for s in range(m):
+                w = _position_weight(j + 1, n, int(params[s, WEIGHTING]), params[s, LAMBDA_SPW])
+                weights[s, j] = w
+                norm2[s] += w * w
             size += 1
             item_pos[items[slot, j]] = j + 1
-    # Candidates: distinct sessions in first-seen order with their overlap, then the most recent.
+    # Candidates: distinct sessions in first-seen order with each scorer's overlap, then the most recent.
     found = np.empty(len(pair_sessions), dtype=np.int64)
-    dots = np.zeros(len(pair_sessions))
+    dots = np.zeros((m, len(pair_sessions)))
     count = 0
     for i in range(len(pair_sessions)):
-        s = pair_sessions[i]
-        if s == slot:
+        c = pair_sessions[i]
+        if c == slot:
             continue
-        at = slot_mark[s]
+        at = slot_mark[c]
         if at < 0:
-            at = slot_mark[s] = count
-            found[count] = s
+            at = slot_mark[c] = count
+            found[count] = c
             count += 1
-        dots[at] += weights[pair_entries[i]]
+        for s in range(m):
+            dots[s, at] += weights[s, pair_entries[i]]
     for i in range(count):
         slot_mark[found[i]] = -1
     # Past ``sample_size``, the most recent.
     order = _top(seq[found[:count]].astype(np.float64), sample_size) if count > sample_size else np.arange(count)
-    m = len(order)
-    cands = np.empty(m, dtype=np.int64)
-    sims = np.empty(m)
-    norm = math.sqrt(norm2)
-    for r in range(m):
-        s = found[order[r]]
-        cands[r] = s
-        sim = dots[order[r]] / (norm * math.sqrt(distinct[s]) if cosine else size)
-        if lambda_snh > 0.0:
-            sim *= math.exp((ts[s] - ts[slot]) / (lambda_snh * 86_400.0))
-        sims[r] = sim
-    ranked = _top_recent_first(sims, seq, cands, k)
-    # Votes, summed in neighbour order; items keep their first vote's order.
+    cands = found[order]
+    out_ids = np.zeros((m, depth), dtype=np.int64)
+    out_scores = np.zeros((m, depth))
+    out_counts = np.zeros(m, dtype=np.int64)
     log_sessions = math.log(n_sessions)
+    for s in range(m):
+        # The scorer's similarities, its neighbours, their votes.
+        cosine, snh = params[s, COSINE] > 0.0, params[s, LAMBDA_SNH]
+        sims = np.empty(len(cands))
+        norm = math.sqrt(norm2[s])
+        for r in range(len(cands)):
+            c = cands[r]
+            sim = dots[s, order[r]] / (norm * math.sqrt(distinct[c]) if cosine else size)
+            if snh > 0.0:
+                sim *= math.exp((ts[c] - ts[slot]) / (snh * 86_400.0))
+            sims[r] = sim
+        ranked = _top_recent_first(sims, seq, cands, int(params[s, K]))
+        scored, values = _votes(
+            ranked, cands, sims, n, depth, log_sessions, items, last, n_items, clicks, params[s], inh[s],
+            item_pos, item_mark, item_last, item_score,
+        )
+        out_counts[s] = len(scored)
+        out_ids[s, : len(scored)] = scored
+        out_scores[s, : len(scored)] = values
+    for j in range(n):
+        item_pos[items[slot, j]] = 0
+    return out_ids, out_scores, out_counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _votes(
+    ranked, cands, sims, n, depth, log_sessions, items, last, n_items, clicks, params, inh,
+    item_pos, item_mark, item_last, item_score,
+):  # type: ignore[no-untyped-def]
+    """One scorer's best items and scores from its neighbours ``cands[ranked]``: votes summed in neighbour
+    order, items in their first vote's order among equal scores. ``item_pos``: the session's items' last
+    positions (1-based, else 0)."""
+    weighting_score, ipw, idf = int(params[WEIGHTING_SCORE]), params[LAMBDA_IPW], params[IDF]
+    remind, n_inh = params[REMIND] > 0.0, int(params[INH_LEN])
     scored = np.empty(len(ranked) * items.shape[1], dtype=np.int64)
     boosts = np.empty(len(scored))  # IDF boost of each scored item, computed once
     n_scored = 0
@@ -109,8 +145,8 @@ def knn_scores(
                     last_mine = max(last_mine, p)
                     anchor = j + 1
         step = n - last_mine + 1
-        if lambda_ipw > 0.0:
-            vote = sims[r] * math.exp((1 - step) / lambda_ipw)
+        if ipw > 0.0:
+            vote = sims[r] * math.exp((1 - step) / ipw)
         elif weighting_score == 0:
             vote = sims[r] / step
         elif weighting_score == 1:
@@ -128,15 +164,15 @@ def knn_scores(
             item_last[item] = 0
             if vote == 0.0 or (not remind and item_pos[item] > 0):
                 continue
-            value = vote * inh[abs(pos - anchor)] if len(inh) else vote
+            value = vote * inh[abs(pos - anchor)] if n_inh else vote
             if item_mark[item] < 0:
                 item_mark[item] = n_scored
                 scored[n_scored] = item
                 n_scored += 1
                 item_score[item] = 0.0
-                if idf_weighting != 0.0:
-                    boosts[n_scored - 1] = 1.0 + idf_weighting * (log_sessions - math.log(clicks[item]))
-            if idf_weighting != 0.0:
+                if idf != 0.0:
+                    boosts[n_scored - 1] = 1.0 + idf * (log_sessions - math.log(clicks[item]))
+            if idf != 0.0:
                 value *= boosts[item_mark[item]]
             item_score[item] += value
     # Silenced neighbours still rank above the rest of the catalogue: they fill a short list with zeros.
@@ -157,10 +193,46 @@ def knn_scores(
         out_scores[i] = item_score[item]
         item_mark[item] = -1
         item_score[item] = 0.0
-    for j in range(n):
-        item_pos[items[slot, j]] = 0
     best = _top(out_scores, depth)
     return scored[best], out_scores[best]
+
+
+@numba.njit(cache=True, nogil=True)
+def blended(ids, scores, counts, scales, k):  # type: ignore[no-untyped-def]
+    """The ``k`` best items of lists added with weights: rows of ``(ids, scores, counts)`` times ``scales``
+    (rows scaled by 0 left out). Sums run in row order, equal totals keep their first appearance's order:
+    what adding the lists into one dict in row order, then a stable sort, gives."""
+    total = 0
+    for r in range(len(counts)):
+        if scales[r] != 0.0:
+            total += counts[r]
+    flat_ids = np.empty(total, dtype=np.int64)
+    flat_values = np.empty(total)
+    at = 0
+    for r in range(len(counts)):
+        if scales[r] != 0.0:
+            for i in range(counts[r]):
+                flat_ids[at] = ids[r, i]
+                flat_values[at] = scores[r, i] * scales[r]
+                at += 1
+    by_id = np.argsort(flat_ids, kind="mergesort")  # stable: each id's entries in appearance order
+    first = np.empty(total, dtype=np.int64)
+    sums = np.empty(total)
+    n_items = 0
+    i = 0
+    while i < total:
+        item = flat_ids[by_id[i]]
+        first[n_items] = by_id[i]
+        value = flat_values[by_id[i]]
+        i += 1
+        while i < total and flat_ids[by_id[i]] == item:
+            value += flat_values[by_id[i]]
+            i += 1
+        sums[n_items] = value
+        n_items += 1
+    appearance = np.argsort(first[:n_items], kind="mergesort")
+    best = appearance[_top(sums[:n_items][appearance], k)] if n_items else appearance
+    return flat_ids[first[:n_items][best]], sums[:n_items][best]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -282,6 +354,27 @@ def learn_click(
                 _post(items[slot, e], slot, sample_size, items, last, posted, n_items, seq, unposted, pool, start,
                       cap, count, top)
     return freed
+
+
+@numba.njit(cache=True, nogil=True)
+def learn_clicks(
+    done, n_freed, slots, item_ids, clocks, freed, sample_size, reserve,
+    items, last, posted, n_items, distinct, seq, unposted, clicks,
+    pool, start, cap, count, top,
+):  # type: ignore[no-untyped-def]
+    """``learn_click`` for the clicks from ``done`` on, the ids it frees appended to ``freed`` (``n_freed`` so
+    far), until all are learned or the pool has less than ``reserve`` room left; returns ``(done, n_freed)``."""
+    for i in range(done, len(slots)):
+        if len(pool) - top[0] < reserve:
+            return i, n_freed
+        gone = learn_click(
+            slots[i], item_ids[i], clocks[i], sample_size,
+            items, last, posted, n_items, distinct, seq, unposted, clicks, pool, start, cap, count, top,
+        )
+        if gone >= 0:
+            freed[n_freed] = gone
+            n_freed += 1
+    return len(slots), n_freed
 
 
 @numba.njit(cache=True, nogil=True)

@@ -13,6 +13,7 @@ from shopstream.models.events import Event
 from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.transitions import ItemTransitions
+from tests.unit.test_session_knn_reference import random_log
 
 RING = 200
 
@@ -59,6 +60,29 @@ def test_learn_many_equals_learn_one_in_order() -> None:
     sessions = sorted({e.session_id for e in events})[:50]
     assert batched.weights() == single.weights()
     assert [batched.recommend_session(s, 10) for s in sessions] == [single.recommend_session(s, 10) for s in sessions]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fused_lists_and_weights_equal_the_plain_path(seed: int) -> None:
+    """The kernels' path (both kNN lists in one call, added in a kernel) against each component's own list added
+    in a dict, after every click of random streams, with the index's caps binding so that some of the transitions'
+    items are not in the index."""
+    fused, plain = (
+        SessionBlend(ItemTransitions(), default_knns(window=5, max_sessions=40), depth=30, score_every=3, fused=f)
+        for f in (True, False)
+    )
+    assert fused._knns is not None and plain._knns is None
+    strangers = 0
+    for n, (sid, item, ts) in enumerate(random_log(seed, sessions=150)):
+        event = Event(f"e{n}", ts, sid, "view", item)
+        fused.learn_one(event)
+        plain.learn_one(event)
+        assert fused.weights() == plain.weights()
+        for k in (3, 20, 1_000):
+            assert fused.recommend_session(sid, k) == plain.recommend_session(sid, k), (n, k)
+        index = fused._knns.index
+        strangers += None in index.item_ids(i for i, _ in fused.transitions.recommend_session(sid, 30))
+    assert strangers > 0 and len(set(fused.weights())) > 1
 
 
 def test_caps_bound_memory() -> None:

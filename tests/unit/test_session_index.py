@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shopstream.models.events import Event
-from shopstream.models.session_index import IndexedSessionKNN, SessionIndex
+from shopstream.models.session_index import IndexedSessionKNN, KnnGroup, SessionIndex
 from shopstream.models.session_knn import SessionKNN
 from tests.unit.test_session_knn_reference import SETTINGS, random_log
 
@@ -87,6 +87,43 @@ def test_scorers_sharing_an_index_learn_each_click_once() -> None:
         assert vsknn.recommend_session(sid, 20) == alone_vsknn.recommend_session(sid, 20)
         assert vstan.recommend_session(sid, 20) == alone_vstan.recommend_session(sid, 20)
     assert vstan.size() == {} and vsknn.size() == alone_vsknn.size()
+
+
+@pytest.mark.parametrize("caps", sorted(CAPS))
+def test_a_group_lists_what_each_scorer_lists_alone(caps: str) -> None:
+    """One kernel call for several scorers (the blend's) gives each scorer's own list, ties in the same order."""
+    params = {key: v for key, v in SETTINGS["vstan-shipped"].items() if key != "sample_size"}
+    index = SessionIndex(sample_size=15, **CAPS[caps])
+    scorers = [IndexedSessionKNN(index, k=6, similarity="vec"), IndexedSessionKNN(index, **params, learns=False)]
+    group = KnnGroup(scorers)
+    for n, (sid, item, ts) in enumerate(random_log(4, sessions=150)):
+        index.learn_one(Event(f"e{n}", ts, sid, "view", item))
+        for depth in (3, 1_000):
+            lists = group.lists(sid, depth)
+            assert lists is not None
+            ids, scores, counts = lists
+            for row, scorer in enumerate(scorers):
+                n = counts[row]
+                pairs = zip(ids[row, :n].tolist(), scores[row, :n].tolist(), strict=True)
+                listed = [(index.names[i], s) for i, s in pairs]
+                assert listed == scorer.recommend_session(sid, depth)
+    assert group.lists("unknown", 5) is None
+    with pytest.raises(ValueError):
+        KnnGroup([scorers[0], IndexedSessionKNN(SessionIndex())])
+
+
+@pytest.mark.parametrize("caps", sorted(CAPS))
+def test_learning_in_batches_equals_learning_click_by_click(caps: str) -> None:
+    """Runs of clicks go to the kernel in one call, cut where the oldest session is forgotten."""
+    log = [Event(f"e{n}", ts, sid, "view", item) for n, (sid, item, ts) in enumerate(random_log(5, sessions=150))]
+    single, batched = (IndexedSessionKNN(SessionIndex(sample_size=8, **CAPS[caps]), k=5) for _ in range(2))
+    for event in log[:400]:
+        single.learn_one(event)
+    for start in range(0, 400, 37):
+        batched.learn_many(log[start : min(start + 37, 400)])
+    assert batched.size() == single.size() and batched.evictions() == single.evictions()
+    for sid in sorted({event.session_id for event in log[:400]}):
+        assert same_lists(single.recommend_session(sid, 50), batched.recommend_session(sid, 50)), sid
 
 
 def test_a_pickled_index_serves_and_learns_on_alike() -> None:
