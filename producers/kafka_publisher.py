@@ -161,12 +161,20 @@ class EventPublisher:
         await self.producer.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(*self._sending, return_exceptions=True)
+        """Wait for the sends still out, then stop the producer, each for at most ``ack_timeout_s``: a caller
+        waits no longer than that for its answer, so a send still out after it was answered 503 and is
+        retried by its caller, not owed (during a broker outage it would never end)."""
+        if self._sending:
+            _, abandoned = await asyncio.wait(self._sending, timeout=self.ack_timeout_s)
+            for linger in abandoned:
+                linger.cancel()
+            await asyncio.gather(*abandoned, return_exceptions=True)
         if self._restart is not None:
             self._restart.cancel()
             await asyncio.gather(self._restart, return_exceptions=True)
         if self.producer is not None:
-            await self.producer.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.producer.stop(), self.ack_timeout_s)
 
     def _live(self) -> AIOKafkaProducer:
         if self.producer is None or self._restart is not None:

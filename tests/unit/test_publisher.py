@@ -208,3 +208,17 @@ async def test_a_retry_waiting_on_a_send_that_then_fails_fails_too() -> None:
     producer.release()
     with pytest.raises(PublisherUnavailable):  # the first send failed: not on the topic, retry once more
         await retry
+
+
+async def test_stop_is_bounded_when_sends_are_never_acknowledged() -> None:
+    class NeverStops(HeldAcks):
+        async def stop(self) -> None:
+            await asyncio.Event().wait()  # aiokafka flushing to a broker that is away
+
+    pub = publisher(NeverStops())
+    pub.ack_timeout_s = 0.05
+    with pytest.raises(TimeoutError):
+        await pub.publish([event(1, "s1")])
+    async with asyncio.timeout(5.0):  # without the bound, stop never returns
+        await pub.stop()
+    assert not pub._sending
