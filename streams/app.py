@@ -154,9 +154,12 @@ async def bound_shutdown() -> None:
     shutdown.arm(settings.shutdown_timeout_s, handler.writer.describe)
 
 
-@app.timer(interval=1.0)
+IDLE_FLUSH_S = 1.0
+
+
+@app.timer(interval=IDLE_FLUSH_S)
 async def flush_throttled_lists() -> None:
-    await handler.flush_idle()
+    await handler.flush_idle(IDLE_FLUSH_S)
 
 
 @app.timer(interval=5.0)

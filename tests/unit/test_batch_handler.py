@@ -163,7 +163,9 @@ async def test_an_idle_stream_still_gets_its_throttled_lists() -> None:
     await handler.handle([record({**first, "event_id": "f2", "item_id": "i2"})])
     assert "trending" not in {r.kind for r in sink.batches[-1]}
     time.sleep(0.25)
-    await handler.flush_idle()
+    await handler.flush_idle(1.0)  # not idle for a second yet: the batches' own deferred policy has it
+    assert "trending" not in {r.kind for r in sink.batches[-1]}
+    await handler.flush_idle(0.2)
     assert "trending" in {r.kind for r in sink.batches[-1]}
 
 
@@ -310,5 +312,5 @@ async def test_live_steps_write_session_lists_and_the_deferred_tier_waits_for_it
     assert {r.kind for r in sink.batches[-1]} >= {"user", "item", "trending"}
     await handler.handle([record({**view, "event_id": "d4", "item_id": "i4"}, age_s=0.0)])
     assert {r.kind for r in sink.batches[-1]} == {"session"}
-    await handler.flush_idle()  # the idle timer runs what is pending
+    await handler.flush_idle(0.0)  # the idle timer runs what is pending
     assert handler.stack.deferred_backlog()[0] == 0

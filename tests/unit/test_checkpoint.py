@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import Counter
 
@@ -11,6 +12,7 @@ from shopstream.models.engine import RecommenderStack
 from shopstream.models.events import Event, parse_event
 from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
+from shopstream.streams import checkpoint
 from shopstream.streams.checkpoint import Manifest, Snapshot, dump_stack, load_stack, split
 
 
@@ -90,3 +92,9 @@ def test_every_selectable_stack_checkpoints_and_serves_on(config: StackConfig) -
     lists(checkpointed, events[:2000])
     restored = load_stack(dump_stack(checkpointed))
     assert lists(restored, events[2000:]) == lists(uninterrupted, events[2000:])
+
+
+def test_the_snapshot_child_dumps_at_the_lowest_cpu_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child's dump reports its own niceness: the worker, the broker and Redis come first on a busy machine.
+    monkeypatch.setattr(checkpoint, "dump_stack", lambda _: str(os.getpriority(os.PRIO_PROCESS, 0)).encode())
+    assert int(Snapshot(RecommenderStack(StackConfig())).payload()) == 19
