@@ -156,8 +156,8 @@ class RecommenderStack:
             "session": self._session_list,
             "user": self._user_list,
             "item": self._item_list,
-            "trending": lambda _: self._ranked("trending", "all", self._trending(None), self.trending.name),
-            "category": lambda key: self._ranked("category", key, self._trending(key), self.trending.name),
+            "trending": lambda _: self._ranked("trending", "all", self._fresh_trending(None), self.trending.name),
+            "category": lambda key: self._ranked("category", key, self._fresh_trending(key), self.trending.name),
             "forecast_shop": lambda _: self._forecast("forecast_shop", "shop", None),
             "forecast_category": lambda key: self._forecast("forecast_category", "category", key),
             "forecast_item": lambda key: self._forecast("forecast_item", "item", key),
@@ -456,9 +456,16 @@ class RecommenderStack:
             self._trending_memo_since = now
 
     def _trending(self, category: str | None) -> list[Scored]:
+        """Trending as memoised for topping up lists: up to ``trending_refresh_s`` old."""
         ranked = self._trending_memo.get(category)
         if ranked is None:
             ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)
+        return ranked
+
+    def _fresh_trending(self, category: str | None) -> list[Scored]:
+        """Trending now, for the trending and category keys: the throttle releases a key once for every change it
+        held back, so its list must not come from a memo older than those changes (it refreshes the memo)."""
+        ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)
         return ranked
 
     def evictions(self) -> dict[str, int]:

@@ -125,6 +125,15 @@ def test_throttled_lists_are_released_by_flush_when_no_events_come() -> None:
     released = {r.kind: r for r in stack.flush(T0 + 1.0).lists}
     assert released["trending"].items[0] in {"a", "b"} and released["trending"].origin == 0.0
 
+def test_a_released_trending_key_holds_every_change_it_waited_for() -> None:
+    """The session tier tops lists up from a memo of trending; the deferred tier must not write that memo."""
+    stack = RecommenderStack(StackConfig(session_model="transitions", trending_refresh_s=1.0))
+    stack.process_sessions([ev(0, "s1", "a", ts=T0, category="c")])  # the session list memoises trending: [a]
+    stack.process_sessions([ev(1, "s1", "b", ts=T0 + 0.4, category="c")])
+    released = {r.kind: r.items for r in stack.process_deferred().lists}  # first release of both keys
+    assert set(released["trending"]) == set(released["category"]) == {"a", "b"}
+    assert stack.flush(T0 + 60.0).lists == []  # nothing was left held back
+
 
 def test_a_closing_window_refreshes_the_shop_forecast_without_a_purchase() -> None:
     stack = RecommenderStack(StackConfig(forecast_window_s=10, forecast_lateness_s=0, session_model="transitions"))
