@@ -119,7 +119,6 @@ class WorkerSettings(CommonSettings):
     worker_id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9._-]{1,200}$")
     checkpoint_topic: str = Field("shopstream.checkpoints", min_length=1)
     checkpoint_interval_s: float = Field(10.0, ge=0)  # 0: no checkpoints (every restart is cold)
-    checkpoint_max_events: int = Field(100_000, ge=0)  # a checkpoint sooner after this many events (0: interval only)
     # Stopping, failover and Redis repair (docs/design.md "Bounded shutdown and failover").
     shutdown_timeout_s: float = Field(8.0, gt=0, le=3600)
     session_timeout_s: float = Field(10.0, ge=1, le=1800)

@@ -27,14 +27,7 @@ from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topic
 from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
-from shopstream.streams.checkpoint import (
-    CheckpointFailed,
-    CheckpointSchedule,
-    KafkaCheckpointStore,
-    checkpoint,
-    restore,
-    state_layout,
-)
+from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore, state_layout
 from shopstream.streams.events_reader import EventsReader
 from shopstream.streams.republish import RepublishOnLoss, republish
 from shopstream.streams.worker import broker_credentials, build_handler, build_sink
@@ -141,28 +134,17 @@ async def note_caught_up() -> None:
     metrics.RESTORE_DURATION.set(time.monotonic() - started_at)
 
 
-CHECKPOINT_POLL_S = 0.5
-
-
 async def checkpoint_state() -> None:
-    """Checkpoint the model state with the offsets it covers, one at a time, when the schedule says so; a failed
-    write is counted and retried at the next due time."""
-    schedule = CheckpointSchedule(settings.checkpoint_interval_s, settings.checkpoint_max_events,
-                                  time.monotonic(), handler.stack.learned)
-    while True:
-        await asyncio.sleep(CHECKPOINT_POLL_S)
-        if not schedule.due(time.monotonic(), learned := handler.stack.learned):
-            continue
-        try:
-            await checkpoint(handler, checkpoints)
-        except (KafkaError, CheckpointFailed):
-            metrics.CHECKPOINT_FAILURES.inc()
-            app.log.exception("checkpoint failed; the next one is due in %s s", settings.checkpoint_interval_s)
-        schedule.taken(time.monotonic(), learned)
+    """Checkpoint the model state with the offsets it covers; a failed write is counted and retried next time."""
+    try:
+        await checkpoint(handler, checkpoints)
+    except (KafkaError, CheckpointFailed):
+        metrics.CHECKPOINT_FAILURES.inc()
+        app.log.exception("checkpoint failed; the next one is due in %s s", settings.checkpoint_interval_s)
 
 
 if settings.checkpoint_interval_s > 0:
-    app.task(checkpoint_state)
+    app.timer(interval=settings.checkpoint_interval_s)(checkpoint_state)
 
 
 @app.task

@@ -259,33 +259,6 @@ class KafkaCheckpointStore:
             self._producer = None
 
 
-@dataclass(slots=True)
-class CheckpointSchedule:
-    """When the next checkpoint is due: ``interval_s`` after the last one, or sooner once ``max_events`` events
-    were learned since it (0: no such bound). A restart reads again what was learned after its checkpoint, so
-    the event bound caps the restore's replay where the interval alone would not: a catching-up worker learns
-    ten times what a live one does in an interval.
-
-    >>> schedule = CheckpointSchedule(interval_s=10.0, max_events=100_000, last_at=0.0, learned_at=0)
-    >>> schedule.due(now=5.0, learned=50_000), schedule.due(now=5.0, learned=100_000), schedule.due(10.0, 1)
-    (False, True, True)
-    >>> schedule.taken(now=6.0, learned=100_000); schedule.due(now=12.0, learned=150_000)
-    False
-    """
-
-    interval_s: float
-    max_events: int
-    last_at: float  # monotonic time of the last checkpoint (or of the start)
-    learned_at: int  # the stack's learned events then
-
-    def due(self, now: float, learned: int) -> bool:
-        return (now - self.last_at >= self.interval_s
-                or 0 < self.max_events <= learned - self.learned_at)
-
-    def taken(self, now: float, learned: int) -> None:
-        self.last_at, self.learned_at = now, learned
-
-
 async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore) -> Manifest:
     """Checkpoint the handler's stack between batches, with the offsets its events came to."""
     started = time.perf_counter()

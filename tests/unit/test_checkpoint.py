@@ -13,7 +13,7 @@ from shopstream.models.events import Event, parse_event
 from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams import checkpoint
-from shopstream.streams.checkpoint import CheckpointSchedule, Manifest, Snapshot, dump_stack, load_stack, split
+from shopstream.streams.checkpoint import Manifest, Snapshot, dump_stack, load_stack, split
 
 
 def stream(n: int) -> list[tuple[Event, float]]:
@@ -98,13 +98,3 @@ def test_the_snapshot_child_dumps_at_the_lowest_cpu_priority(monkeypatch: pytest
     # The child's dump reports its own niceness: the worker, the broker and Redis come first on a busy machine.
     monkeypatch.setattr(checkpoint, "dump_stack", lambda _: str(os.getpriority(os.PRIO_PROCESS, 0)).encode())
     assert int(Snapshot(RecommenderStack(StackConfig())).payload()) == 19
-
-
-def test_the_event_bound_brings_a_checkpoint_forward_and_zero_leaves_the_interval_alone() -> None:
-    bounded = CheckpointSchedule(interval_s=10.0, max_events=1000, last_at=100.0, learned_at=5000)
-    interval_only = CheckpointSchedule(interval_s=10.0, max_events=0, last_at=100.0, learned_at=5000)
-    catch_up = [(100.0 + t, 5000 + 900 * t) for t in range(12)]  # 900 events a second
-    assert [t for t, n in catch_up if bounded.due(t, n)] == [102.0 + t for t in range(10)]
-    assert [t for t, n in catch_up if interval_only.due(t, n)] == [110.0, 111.0]
-    bounded.taken(now=102.0, learned=6800)
-    assert not bounded.due(103.0, 7700) and bounded.due(104.0, 7800)
