@@ -77,6 +77,7 @@ checkpoints = KafkaCheckpointStore(
     layout=state_layout(settings.stack_config()), **settings.kafka_security_options(),
 )
 started_at = time.monotonic()
+slots_dealt = asyncio.Event()  # set once the group has dealt this worker its key slots
 background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done
 restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
@@ -93,16 +94,27 @@ async def hold_slots(stream: faust.StreamT) -> None:
 
 @app.on_partitions_assigned.connect
 async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs: object) -> None:
-    """The group dealt this worker its key slots. The keys of slots it did not hold may not have been written
-    by their last holder (it may have died, or stopped writing them before this worker started): they are
-    published again, rate-limited, in the background."""
+    """The group dealt this worker its key slots. The keys of a slot whose lists this worker has not all written
+    may not have been written by their last holder (it may have died, or stopped writing them before this worker
+    started): they are published again, rate-limited, in the background. A slot it has written all along, or
+    held at its own checkpoint (its replay writes every list touched since), is not."""
     held = frozenset(tp.partition for tp in assigned if tp.topic == members_topic(settings))
     async with handler.lock:
-        gained = held - handler.stack.owner.held
+        gained = held - handler.written_slots
         handler.stack.owner = KeyOwner(settings.topic_partitions, held)
+        handler.written_slots &= held
     metrics.SLOTS_HELD.set(len(held))
+    slots_dealt.set()
     if gained:
-        in_background(republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained)))
+        in_background(write_slots(gained))
+
+
+async def write_slots(gained: frozenset[int]) -> None:
+    """Republish the keys of slots dealt to this worker; then it has written every list of those it still holds."""
+    losses = republisher.losses
+    await republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained))
+    if republisher.losses == losses:
+        handler.written_slots |= gained & handler.stack.owner.held
 
 
 @app.task
@@ -114,6 +126,9 @@ async def learn_and_serve() -> None:
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
+        # Lists are written only for dealt slots: reading before would leave the lists of the events read
+        # meanwhile unwritten in the slots that are not republished when dealt (take_slots).
+        await slots_dealt.wait()
         in_background(note_caught_up())
         await reader.run()
     except Exception:

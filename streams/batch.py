@@ -149,6 +149,11 @@ class BatchHandler:
         # Next offset per input partition of the events the stack has learned and written: what a
         # checkpoint of the stack covers.
         self.offsets: dict[int, int] = {}
+        # Key slots held whose every list this worker has written (since it was dealt them, or republished
+        # them), and the store epoch they went to: what a checkpoint vouches for, so that this worker,
+        # restarted and dealt them again, need not republish them (streams/app.py).
+        self.written_slots: set[int] = set()
+        self.written_epoch: str | None = None
 
     async def handle(self, records: Sequence[Record]) -> int:
         """Process the records' events; returns how many events they carried."""

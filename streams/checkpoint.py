@@ -25,7 +25,7 @@ import os
 import pickle
 import time
 import zlib
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class Manifest:
     offsets: dict[int, int]  # input partition -> next offset the stack has learned
     created: float
     layout: str = ""  # state_layout() of the writer; manifests from before it was recorded have none
+    slots: list[int] = field(default_factory=list)  # key slots whose lists were all written (BatchHandler)
+    epoch: str | None = None  # the store epoch they were written to; None: the slots vouch for nothing
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_NON_STR_KEYS)
@@ -177,7 +179,9 @@ class KafkaCheckpointStore:
     def _key(self, suffix: str, worker: str | None = None) -> bytes:
         return f"{self.app_id}/{worker or self.worker_id}/{suffix}".encode()
 
-    async def save(self, payload: bytes, offsets: dict[int, int]) -> Manifest:
+    async def save(
+        self, payload: bytes, offsets: dict[int, int], slots: frozenset[int] = frozenset(), epoch: str | None = None
+    ) -> Manifest:
         """Write the payload, then the manifest; returns once the broker has acknowledged all of it."""
         if self._producer is None:
             self._producer = AIOKafkaProducer(
@@ -193,7 +197,7 @@ class KafkaCheckpointStore:
                   for i in range(len(chunks), self._slot_chunks[slot])]
         await asyncio.gather(*sends)
         manifest = Manifest(slot, len(chunks), hashlib.sha256(payload).hexdigest(), len(payload), dict(offsets),
-                            time.time(), self.layout)
+                            time.time(), self.layout, sorted(slots), epoch)
         await self._producer.send_and_wait(self.topic, manifest.encode(), key=self._key("manifest"))
         self._slot, self._slot_chunks[slot] = slot, len(chunks)
         return manifest
@@ -264,11 +268,12 @@ async def checkpoint(handler: BatchHandler, store: KafkaCheckpointStore) -> Mani
     started = time.perf_counter()
     async with handler.batch_lock, handler.lock:
         offsets = dict(handler.offsets)
+        slots, epoch = frozenset(handler.written_slots), handler.written_epoch
         paused = time.perf_counter()
         snapshot = await handler.in_step_thread(Snapshot, handler.stack)
         metrics.CHECKPOINT_PAUSE.observe(time.perf_counter() - paused)
     payload = await asyncio.to_thread(snapshot.payload)
-    manifest = await store.save(payload, offsets)
+    manifest = await store.save(payload, offsets, slots, epoch)
     metrics.CHECKPOINT_DURATION.observe(time.perf_counter() - started)
     metrics.CHECKPOINT_BYTES.set(len(payload))
     metrics.CHECKPOINT_LAST.set(manifest.created)
@@ -293,5 +298,10 @@ async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> str:
     handler.stack = stack
     handler.stack.owner = owner  # which keys this worker writes is its own, not the checkpoint's
     handler.offsets = dict(manifest.offsets)
+    if worker == store.worker_id and manifest.epoch is not None and manifest.slots:
+        # Its own checkpoint: this worker wrote every list of these slots up to the checkpoint, and writes every
+        # list its replay touches again, so if dealt them again it need not republish them (unless the store
+        # lost its data meanwhile: the epoch tells). A peer's checkpoint vouches for none of this worker's keys.
+        handler.written_slots, handler.written_epoch = set(manifest.slots), manifest.epoch
     return (f"restored the checkpoint of {store.app_id}/{worker} ({manifest.size} bytes, "
             f"{time.time() - manifest.created:.0f} s old)")

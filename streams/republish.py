@@ -48,25 +48,33 @@ async def republish(
 
 
 class RepublishOnLoss:
-    """Republishes the held lists when the store's epoch changes (the first epoch seen is only recorded)."""
+    """Republishes the held lists when the store's epoch changes from the one the handler's lists were written to
+    (the first epoch a fresh worker sees is only recorded; a restored one starts from its checkpoint's)."""
 
     def __init__(self, sink: Sink, handler: BatchHandler, rate: float) -> None:
         self.sink = sink
         self.handler = handler
         self.rate = rate
-        self._epoch: str | None = None
+        self.losses = 0  # store data losses seen: a republish begun before one vouches for nothing
 
     async def check(self) -> int:
-        """Compare the store's epoch with the last one seen; returns the lists republished."""
+        """Compare the store's epoch with the handler's; returns the lists republished."""
         try:
             current = await self.sink.epoch()
         except SinkError:
             return 0  # the store is down: the writer's retries report it; check again on the next tick
-        previous, self._epoch = self._epoch, current
+        handler = self.handler
+        previous, handler.written_epoch = handler.written_epoch, current
         if previous is None or previous == current:
             return 0
+        handler.written_slots.clear()  # what they vouched for is gone with the store's data
+        self.losses += 1
+        losses = self.losses
         log.warning("Redis lost its data (epoch %s -> %s): publishing the held lists again", previous, current)
         started = time.monotonic()
-        written = await republish(self.handler, self.rate)
+        held = handler.stack.owner.held
+        written = await republish(handler, self.rate)
+        if self.losses == losses:
+            handler.written_slots |= held & handler.stack.owner.held
         log.warning("republished %d lists in %.1f s", written, time.monotonic() - started)
         return written

@@ -26,6 +26,7 @@ from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler
 from shopstream.streams.checkpoint import KafkaCheckpointStore, dump_stack, restore
+from shopstream.streams.redis_sink import EPOCH_KEY
 from shopstream.streams.sink import RetryingWriter
 from tests.fakes import MemorySink
 from tests.pipeline import Pipeline, _wait_ready, start_pipeline, start_process, stop_pipeline, wait_for
@@ -156,6 +157,53 @@ def test_killed_worker_comes_back_warm_and_learns_every_event_once(checkpointing
 def sessions_written(pipeline: Pipeline, events: list[dict]) -> bool:
     keys = [f"{pipeline.key_prefix}rec:session:{s}" for s in {e["session_id"] for e in events}]
     return all(pipeline.redis.mget(keys))
+
+
+def kill(pipeline: Pipeline) -> None:
+    pipeline.processes["worker"].send_signal(signal.SIGKILL)
+    pipeline.processes["worker"].wait(timeout=10)
+
+
+def restart(pipeline: Pipeline, tmp_path: Path) -> None:
+    start_process(pipeline, "worker", tmp_path)
+    _wait_ready(pipeline, "worker", pipeline.worker_url)
+    wait_for(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 60, "the catch-up", pipeline)
+
+
+def test_a_restarted_worker_republishes_only_what_its_checkpoint_cannot_vouch_for(
+    checkpointing: Pipeline, tmp_path: Path
+) -> None:
+    """Dealt the slots it held at its own checkpoint, a worker writes the lists its replay touches and republishes
+    nothing (every deploy would otherwise rewrite every held list); if the store lost its data meanwhile, it does."""
+    pipeline = checkpointing
+    traffic = SyntheticTraffic(seed=13, start_ts=time.time() - 900, rate=5).take(3000)
+    learn_and_checkpoint(pipeline, traffic[:2000])
+    epoch_key = pipeline.key_prefix + EPOCH_KEY
+    wait_for(lambda: pipeline.redis.exists(epoch_key), 30, "the store's epoch seen", pipeline)
+    seen_at = time.time()
+    wait_for(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > seen_at + 0.1, 30,
+             "a checkpoint naming the epoch", pipeline)
+    send(pipeline, traffic[2000:])  # after the checkpoint: the replay writes their lists again
+    wait_for(lambda: learned(pipeline) == 3000, 60, "3000 events learned", pipeline)
+
+    kill(pipeline)
+    restart(pipeline, tmp_path)
+    wait_for(lambda: learned(pipeline) == 3000, 30, "the restored state", pipeline)
+    restarted_at = time.time()
+    time.sleep(6)  # past the worker's first epoch check
+    assert sum(samples(pipeline.metrics(), "shopstream_republished_keys_total").values()) == 0, pipeline.tail()
+    assert sessions_written(pipeline, traffic)
+
+    # The restarted worker's own checkpoint vouches for the slots again; the store loses this app's data meanwhile.
+    wait_for(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > restarted_at, 30,
+             "a checkpoint of the restarted worker", pipeline)
+    kill(pipeline)
+    for key in pipeline.redis.scan_iter(match=f"{pipeline.key_prefix}*"):
+        pipeline.redis.delete(key)
+    restart(pipeline, tmp_path)
+    wait_for(lambda: sessions_written(pipeline, traffic), 60, "the lists republished", pipeline)
+    assert learned(pipeline) == 3000  # no event was learned since
+    assert gauge(pipeline, "shopstream_republished_keys_total", (("kind", "session"),)) > 0
 
 
 def test_a_worker_joins_warm_and_leaves_without_losing_anything(checkpointing: Pipeline, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import pickle
 from collections import Counter
 
+import orjson
 import pytest
 
 from shopstream.models.engine import RecommenderStack
@@ -67,8 +68,11 @@ def test_a_checkpoint_holds_what_was_learned_not_the_preallocated_capacity() -> 
 def test_payload_splits_and_manifest_round_trip() -> None:
     payload = bytes(range(256)) * 100
     assert b"".join(split(payload, 1000)) == payload and max(map(len, split(payload, 1000))) == 1000
-    manifest = Manifest(1, 3, "ab", 25_600, {0: 10, 3: 7}, 1.5)
+    manifest = Manifest(1, 3, "ab", 25_600, {0: 10, 3: 7}, 1.5, "layout", [2, 5], "epoch-1")
     assert Manifest.decode(manifest.encode()) == manifest
+    older = orjson.loads(manifest.encode())  # a manifest from before slots and epochs were recorded
+    del older["slots"], older["epoch"]
+    assert Manifest.decode(orjson.dumps(older)) == Manifest(1, 3, "ab", 25_600, {0: 10, 3: 7}, 1.5, "layout")
 
 
 def test_a_forked_snapshot_dumps_what_the_stack_holds_at_the_fork() -> None:

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from shopstream.contracts.lists import RecList
 from shopstream.models.engine import RecommenderStack, StackConfig
 from shopstream.models.events import Event
+from shopstream.models.ownership import KeyOwner
 from shopstream.streams import republish
 from shopstream.streams.batch import BatchHandler
 from shopstream.streams.republish import RepublishOnLoss
@@ -87,6 +88,26 @@ async def test_the_held_lists_reappear_after_the_store_lost_them() -> None:
     assert sink.keys.keys() == before.keys()
     assert republished("session") - sessions_before == sum(kind == "session" for kind, _ in before)
     assert await watch.check() == 0
+
+
+async def test_a_loss_voids_the_written_slots_until_the_held_ones_are_republished() -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    handler.stack.owner = KeyOwner(4, frozenset({0, 1, 2, 3}))
+    watch = RepublishOnLoss(sink, handler, rate=1e6)
+    await watch.check()
+    handler.written_slots = {0, 1}
+    assert await watch.check() == 0 and handler.written_slots == {0, 1}
+    sink.lose_everything("second")
+    assert await watch.check() > 0
+    assert handler.written_slots == {0, 1, 2, 3} and handler.written_epoch == "second" and watch.losses == 1
+
+
+async def test_a_restored_epoch_is_compared_at_the_first_check() -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    handler.written_epoch = "before-the-restart"  # what the worker's own checkpoint said
+    assert await RepublishOnLoss(sink, handler, rate=1e6).check() > 0
 
 
 async def test_an_unreachable_store_is_checked_again_later() -> None:
