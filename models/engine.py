@@ -458,9 +458,7 @@ class RecommenderStack:
     def _trending(self, category: str | None) -> list[Scored]:
         """Trending as memoised for topping up lists: up to ``trending_refresh_s`` old."""
         ranked = self._trending_memo.get(category)
-        if ranked is None:
-            ranked = self._trending_memo[category] = self.trending.top(self.config.top_k, category)
-        return ranked
+        return self._fresh_trending(category) if ranked is None else ranked
 
     def _fresh_trending(self, category: str | None) -> list[Scored]:
         """Trending now, for the trending and category keys: the throttle releases a key once for every change it

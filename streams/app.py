@@ -29,7 +29,7 @@ from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore, state_layout
 from shopstream.streams.events_reader import EventsReader
-from shopstream.streams.republish import RepublishOnLoss, republish
+from shopstream.streams.republish import RepublishOnLoss
 from shopstream.streams.worker import broker_credentials, build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -106,15 +106,7 @@ async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs:
     metrics.SLOTS_HELD.set(len(held))
     slots_dealt.set()
     if gained:
-        in_background(write_slots(gained))
-
-
-async def write_slots(gained: frozenset[int]) -> None:
-    """Republish the keys of slots dealt to this worker; then it has written every list of those it still holds."""
-    losses = republisher.losses
-    await republish(handler, settings.republish_rate, owner=KeyOwner(settings.topic_partitions, gained))
-    if republisher.losses == losses:
-        handler.written_slots |= gained & handler.stack.owner.held
+        in_background(republisher.write_slots(gained))
 
 
 @app.task

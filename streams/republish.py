@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics
 from shopstream.streams.batch import BatchHandler
 from shopstream.streams.sink import Sink, SinkError
@@ -49,13 +50,23 @@ async def republish(
 
 class RepublishOnLoss:
     """Republishes the held lists when the store's epoch changes from the one the handler's lists were written to
-    (the first epoch a fresh worker sees is only recorded; a restored one starts from its checkpoint's)."""
+    (the first epoch a fresh worker sees is only recorded; a restored one starts from its checkpoint's), and the
+    lists of key slots dealt to the worker; either way the slots then count as written (``written_slots``)."""
 
     def __init__(self, sink: Sink, handler: BatchHandler, rate: float) -> None:
         self.sink = sink
         self.handler = handler
         self.rate = rate
         self.losses = 0  # store data losses seen: a republish begun before one vouches for nothing
+
+    async def write_slots(self, slots: frozenset[int]) -> int:
+        """Republish every held list of ``slots``; then, unless the store lost its data meanwhile, the handler
+        has written every list of those it still holds. Returns the lists republished."""
+        handler, losses = self.handler, self.losses
+        written = await republish(handler, self.rate, owner=KeyOwner(handler.stack.owner.slots, slots))
+        if self.losses == losses:
+            handler.written_slots |= slots & handler.stack.owner.held
+        return written
 
     async def check(self) -> int:
         """Compare the store's epoch with the handler's; returns the lists republished."""
@@ -69,12 +80,8 @@ class RepublishOnLoss:
             return 0
         handler.written_slots.clear()  # what they vouched for is gone with the store's data
         self.losses += 1
-        losses = self.losses
         log.warning("Redis lost its data (epoch %s -> %s): publishing the held lists again", previous, current)
         started = time.monotonic()
-        held = handler.stack.owner.held
-        written = await republish(handler, self.rate)
-        if self.losses == losses:
-            handler.written_slots |= held & handler.stack.owner.held
+        written = await self.write_slots(handler.stack.owner.held)
         log.warning("republished %d lists in %.1f s", written, time.monotonic() - started)
         return written

@@ -125,6 +125,7 @@ def test_throttled_lists_are_released_by_flush_when_no_events_come() -> None:
     released = {r.kind: r for r in stack.flush(T0 + 1.0).lists}
     assert released["trending"].items[0] in {"a", "b"} and released["trending"].origin == 0.0
 
+
 def test_a_released_trending_key_holds_every_change_it_waited_for() -> None:
     """The session tier tops lists up from a memo of trending; the deferred tier must not write that memo."""
     stack = RecommenderStack(StackConfig(session_model="transitions", trending_refresh_s=1.0))

@@ -103,6 +103,17 @@ async def test_a_loss_voids_the_written_slots_until_the_held_ones_are_republishe
     assert handler.written_slots == {0, 1, 2, 3} and handler.written_epoch == "second" and watch.losses == 1
 
 
+async def test_dealt_slots_are_republished_then_count_as_written() -> None:
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    handler.stack.owner = KeyOwner(4, frozenset({0, 1, 2}))
+    watch = RepublishOnLoss(sink, handler, rate=1e6)
+    written = await watch.write_slots(frozenset({1, 3}))  # slot 3 was taken away meanwhile
+    held = dict(handler.stack.held_lists(KeyOwner(4, frozenset({1, 3}))))
+    assert 0 < written <= sum(len(ids) for ids in held.values())
+    assert handler.written_slots == {1}
+
+
 async def test_a_restored_epoch_is_compared_at_the_first_check() -> None:
     sink = EpochSink()
     handler = await handler_with_lists(sink)
