@@ -135,6 +135,9 @@ class RecommenderStack:
             spec.name: LRUDict(config.max_users if spec.name == "user" else config.max_items)
             for spec in LISTS if spec.name != "session"
         }
+        # Keys touched while holding back (hold_back): checkpointed with the state they were touched in.
+        self._held_back: dict[tuple[str, str], None] | None = None
+        self._held_back_overflowed = False
         self._last_category: ExpiringDict[str, str] = ExpiringDict(config.max_sessions, config.session_ttl_s)
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
@@ -230,6 +233,7 @@ class RecommenderStack:
                     if key not in tier or origin < tier[key]:
                         tier[key] = origin
         self._note_live(live)
+        self._hold(live)
         self.scorer.learn(fresh, owns, self._learners(owns, out.outcomes), self._shown_before)
         self._last_category.expire(self._now)
         self._deferred_events += fresh
@@ -349,6 +353,50 @@ class RecommenderStack:
                 self._live_sessions.set(key, None, self._now)
             else:
                 self._live[kind][key] = None
+
+    def hold_back(self) -> None:
+        """Remember every key touched from now on, whoever writes it, until :meth:`release_held_back`.
+
+        A restarted worker replays the events after its checkpoint before the group has dealt it slots, so it
+        writes none of the replay's lists; once dealt its slots, it writes those it kept (docs/design.md).
+        Holding back again goes on with the keys already held (a checkpoint taken meanwhile carries them)."""
+        if self._held_back is None:
+            self._held_back, self._held_back_overflowed = {}, False
+
+    def _hold(self, keys: dict[tuple[str, str], None]) -> None:
+        held = self._held_back
+        if held is None or self._held_back_overflowed:
+            return
+        held.update(keys)
+        if len(held) > self.config.max_sessions:  # more than a republish of everything would write
+            held.clear()
+            self._held_back_overflowed = True
+
+    def release_held_back(self) -> list[tuple[str, list[str]]] | None:
+        """The keys touched since :meth:`hold_back`, per kind in :meth:`held_lists`'s order (every held list if
+        more than ``max_sessions`` were); None if not holding back. Holding back stops.
+
+        >>> stack = RecommenderStack(StackConfig(top_k=3))
+        >>> stack.owner = KeyOwner(4, frozenset())  # no slots dealt yet: no list is built
+        >>> stack.hold_back()
+        >>> stack.process([(Event("e1", 1e9, "s1", "view", "a"), 0.0)]).lists
+        []
+        >>> stack.release_held_back()
+        [('trending', ['all']), ('item', ['a']), ('session', ['s1']), ('forecast_shop', ['all'])]
+        >>> stack.release_held_back() is None
+        True
+        """
+        held, overflowed, self._held_back = self._held_back, self._held_back_overflowed, None
+        if held is None:
+            return None
+        if overflowed:
+            return self.held_lists(KeyOwner.everything())
+        by_kind: dict[str, list[str]] = {}
+        for kind, key in reversed(held):
+            by_kind.setdefault(kind, []).append(key)
+        if ("forecast_shop", "all") not in held:  # a closed window changes it without a purchase
+            by_kind["forecast_shop"] = ["all"]
+        return sorted(by_kind.items(), key=lambda kind_ids: len(kind_ids[1]))
 
     def held_lists(self, owner: Callable[[str], bool] | None = None) -> list[tuple[str, list[str]]]:
         """The ids of the lists this stack can rebuild that ``owner`` (default: this stack's) writes, per kind,

@@ -34,7 +34,18 @@ from shopstream.streams.worker import broker_credentials, build_handler, build_s
 
 settings = load(WorkerSettings)
 
-app = faust.App(
+
+class WorkerApp(faust.App):
+    """Faust's app, reading the events topic from the moment it starts: Faust starts its app tasks only once the
+    group has dealt the slots (a dead predecessor's seat frees after its session timeout), and a restored worker
+    replays meanwhile (learn_and_serve)."""
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        self.add_future(learn_and_serve())
+
+
+app = WorkerApp(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap_servers}",
     broker_credentials=broker_credentials(settings),
@@ -78,6 +89,7 @@ checkpoints = KafkaCheckpointStore(
 )
 started_at = time.monotonic()
 slots_dealt = asyncio.Event()  # set once the group has dealt this worker its key slots
+replay_written = asyncio.Event()  # set once the lists of the replay before the first deal are written
 background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done
 restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
@@ -96,31 +108,41 @@ async def hold_slots(stream: faust.StreamT) -> None:
 async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs: object) -> None:
     """The group dealt this worker its key slots. The keys of a slot whose lists this worker has not all written
     may not have been written by their last holder (it may have died, or stopped writing them before this worker
-    started): they are published again, rate-limited, in the background. A slot it has written all along, or
-    held at its own checkpoint (its replay writes every list touched since), is not."""
+    started): they are published again, rate-limited, in the background. A slot it has written all along is not;
+    one held at its own checkpoint gets the lists its replay touched before this first deal written, at once."""
     held = frozenset(tp.partition for tp in assigned if tp.topic == members_topic(settings))
     async with handler.lock:
+        replayed = handler.stack.release_held_back()
+        kept = held & handler.written_slots if replayed is not None else frozenset()
         gained = held - handler.written_slots
         handler.stack.owner = KeyOwner(settings.topic_partitions, held)
-        handler.written_slots &= held
+        handler.written_slots &= held - kept  # vouched for again once the replay's lists are written
     metrics.SLOTS_HELD.set(len(held))
     slots_dealt.set()
     if gained:
         in_background(republisher.write_slots(gained))
+    in_background(write_replayed(kept, replayed or []))
 
 
-@app.task
+async def write_replayed(kept: frozenset[int], replayed: list[tuple[str, list[str]]]) -> None:
+    """The lists of ``kept`` slots that the replay touched before the deal, written as a replay writes (no rate
+    limit); the worker has then caught up with where it was."""
+    if kept:
+        await republisher.write_slots(kept, replayed)
+    replay_written.set()
+
+
 async def learn_and_serve() -> None:
     """Read the events topic for as long as the worker runs; if reading fails, the worker exits (non-zero)
-    rather than stay up without learning: its replacement resumes from the last checkpoint."""
-    for note in restored:
-        app.log.info(note)
+    rather than stay up without learning: its replacement resumes from the last checkpoint. A worker restored
+    from its own checkpoint replays while the group deals slots (a dead predecessor's seat frees only after its
+    session timeout): the lists of that replay wait in the stack until the deal (take_slots). Any other worker
+    waits for its slots: the lists of what it read before would all have to be republished."""
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
-        # Lists are written only for dealt slots: reading before would leave the lists of the events read
-        # meanwhile unwritten in the slots that are not republished when dealt (take_slots).
-        await slots_dealt.wait()
+        if not handler.written_slots:
+            await slots_dealt.wait()
         in_background(note_caught_up())
         await reader.run()
     except Exception:
@@ -128,6 +150,13 @@ async def learn_and_serve() -> None:
         os._exit(1)
     finally:
         await reader.stop()
+
+
+@app.task
+async def log_restore() -> None:
+    """What the restore at start did, once Faust has set up logging (after the reader started)."""
+    for note in restored:
+        app.log.info(note)
 
 
 def in_background(work: Coroutine[object, object, object]) -> None:
@@ -138,6 +167,7 @@ def in_background(work: Coroutine[object, object, object]) -> None:
 
 async def note_caught_up() -> None:
     await reader.caught_up.wait()
+    await replay_written.wait()
     metrics.RESTORE_DURATION.set(time.monotonic() - started_at)
 
 

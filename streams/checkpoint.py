@@ -303,5 +303,6 @@ async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> str:
         # list its replay touches again, so if dealt them again it need not republish them (unless the store
         # lost its data meanwhile: the epoch tells). A peer's checkpoint vouches for none of this worker's keys.
         handler.written_slots, handler.written_epoch = set(manifest.slots), manifest.epoch
+        handler.stack.hold_back()  # its replay starts before the group deals it slots (streams/app.py)
     return (f"restored the checkpoint of {store.app_id}/{worker} ({manifest.size} bytes, "
             f"{time.time() - manifest.created:.0f} s old)")

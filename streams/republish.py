@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from prometheus_client import Counter
 
 from shopstream.models.ownership import KeyOwner
 from shopstream.streams import metrics
@@ -26,23 +29,28 @@ CHUNK = 500
 
 
 async def republish(
-    handler: BatchHandler, rate: float, chunk: int = CHUNK, owner: Callable[[str], bool] | None = None
+    handler: BatchHandler, rate: float, chunk: int = CHUNK, owner: Callable[[str], bool] | None = None,
+    held: Sequence[tuple[str, Sequence[str]]] | None = None, counter: Counter = metrics.REPUBLISHED,
 ) -> int:
-    """Write every list the handler's stack holds again (of the keys ``owner`` says, default: those it writes),
-    at most ``rate`` lists a second; returns how many.
+    """Write again the lists ``held`` names per kind (default: every list the handler's stack holds) of the keys
+    ``owner`` says (default: those the stack writes), at most ``rate`` lists a second, counted by kind in
+    ``counter``; returns how many.
 
     Each chunk is rebuilt and written under the stack's lock, so a batch's fresher list of the same key is
     never overwritten by an older rebuild."""
-    async with handler.lock:
-        held = handler.stack.held_lists(owner)
+    owns = owner or handler.stack.owner
+    if held is None:
+        async with handler.lock:
+            held = handler.stack.held_lists(KeyOwner.everything())
     written = 0
-    for kind, ids in held:
+    for kind, all_ids in held:
+        ids = [key for key in all_ids if owns(key)]
         for start in range(0, len(ids), chunk):
             began = time.monotonic()
             async with handler.lock:
                 lists = handler.stack.rebuild(kind, ids[start : start + chunk])
                 await handler.writer.write(lists)
-            metrics.REPUBLISHED.labels(kind).inc(len(lists))
+            counter.labels(kind).inc(len(lists))
             written += len(lists)
             await asyncio.sleep(max(0.0, len(lists) / rate - (time.monotonic() - began)))
     return written
@@ -59,11 +67,19 @@ class RepublishOnLoss:
         self.rate = rate
         self.losses = 0  # store data losses seen: a republish begun before one vouches for nothing
 
-    async def write_slots(self, slots: frozenset[int]) -> int:
-        """Republish every held list of ``slots``; then, unless the store lost its data meanwhile, the handler
-        has written every list of those it still holds. Returns the lists republished."""
+    async def write_slots(
+        self, slots: frozenset[int], replayed: Sequence[tuple[str, Sequence[str]]] | None = None
+    ) -> int:
+        """Republish every held list of ``slots``, or only those of ``replayed``: the keys a replay touched while
+        no slots were dealt, written as the replay would have (at once, counted as written keys, not
+        republished). Then, unless the store lost its data meanwhile, the handler has written every list of
+        those slots it still holds. Returns the lists written."""
         handler, losses = self.handler, self.losses
-        written = await republish(handler, self.rate, owner=KeyOwner(handler.stack.owner.slots, slots))
+        owner = KeyOwner(handler.stack.owner.slots, slots)
+        if replayed is None:
+            written = await republish(handler, self.rate, owner=owner)
+        else:
+            written = await republish(handler, math.inf, owner=owner, held=replayed, counter=metrics.KEYS_WRITTEN)
         if self.losses == losses:
             handler.written_slots |= slots & handler.stack.owner.held
         return written

@@ -6,6 +6,7 @@ machine or an OOM kill does), then started again with an empty data directory.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import time
@@ -16,16 +17,18 @@ from unittest import mock
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import samples
 from shopstream.config.settings import WorkerSettings
-from shopstream.config.topics import ensure_topics, ensure_worker_topics
+from shopstream.config.topics import ensure_topics, ensure_worker_topics, topic_partitions
 from shopstream.models.engine import RecommenderStack
+from shopstream.models.events import parse_record
 from shopstream.models.stack_config import StackConfig
 from shopstream.producers.synthetic import SyntheticTraffic
 from shopstream.streams.batch import BatchHandler
-from shopstream.streams.checkpoint import KafkaCheckpointStore, dump_stack, restore
+from shopstream.streams.checkpoint import KafkaCheckpointStore, dump_stack, restore, state_layout
 from shopstream.streams.redis_sink import EPOCH_KEY
 from shopstream.streams.sink import RetryingWriter
 from tests.fakes import MemorySink
@@ -99,8 +102,12 @@ async def test_a_checkpoint_of_other_model_code_or_an_unloadable_one_starts_the_
 
 
 @pytest.fixture
-def checkpointing(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = start_pipeline(kafka_bootstrap, redis_url, tmp_path, SHOPSTREAM_CHECKPOINT_INTERVAL_S="2",
+def checkpointing(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Pipeline]:
+    """A pipeline checkpointing every 2 s, or every ``request.param`` seconds (indirect parametrisation)."""
+    interval = getattr(request, "param", "2")
+    running = start_pipeline(kafka_bootstrap, redis_url, tmp_path, SHOPSTREAM_CHECKPOINT_INTERVAL_S=interval,
                              SHOPSTREAM_WORKER_ID="w1", SHOPSTREAM_CHECKPOINT_TOPIC=f"test-ckpt-{uuid.uuid4().hex[:8]}")
     try:
         yield running
@@ -159,6 +166,34 @@ def sessions_written(pipeline: Pipeline, events: list[dict]) -> bool:
     return all(pipeline.redis.mget(keys))
 
 
+async def sessions_after_checkpoint(pipeline: Pipeline) -> set[str]:
+    """The sessions of the events after the offsets of the worker's last checkpoint: what its replay touches."""
+    with mock.patch.dict("os.environ", pipeline.env, clear=True):
+        settings = WorkerSettings()
+    store = KafkaCheckpointStore(pipeline.bootstrap, settings.checkpoint_topic, settings.app_id, settings.worker_id,
+                                 layout=state_layout(settings.stack_config()))
+    found = await store.load()
+    assert found is not None
+    offsets = found[1].offsets
+    consumer = AIOKafkaConsumer(bootstrap_servers=pipeline.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        numbers = await topic_partitions(pipeline.bootstrap, pipeline.events_topic)
+        partitions = [TopicPartition(pipeline.events_topic, p) for p in numbers]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, offsets.get(tp.partition, 0))
+        ends = await consumer.end_offsets(partitions)
+        sessions: set[str] = set()
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    sessions.update(event.session_id for event in parse_record(record.value, time.time())[0])
+        return sessions
+    finally:
+        await consumer.stop()
+
+
 def kill(pipeline: Pipeline) -> None:
     pipeline.processes["worker"].send_signal(signal.SIGKILL)
     pipeline.processes["worker"].wait(timeout=10)
@@ -170,11 +205,13 @@ def restart(pipeline: Pipeline, tmp_path: Path) -> None:
     wait_for(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 60, "the catch-up", pipeline)
 
 
+@pytest.mark.parametrize("checkpointing", ["6"], indirect=True)  # no checkpoint between the last send and the kill
 def test_a_restarted_worker_republishes_only_what_its_checkpoint_cannot_vouch_for(
     checkpointing: Pipeline, tmp_path: Path
 ) -> None:
-    """Dealt the slots it held at its own checkpoint, a worker writes the lists its replay touches and republishes
-    nothing (every deploy would otherwise rewrite every held list); if the store lost its data meanwhile, it does."""
+    """Dealt the slots it held at its own checkpoint, a worker writes the lists its replay touched (read before the
+    deal) and republishes nothing (every deploy would otherwise rewrite every held list); if the store lost its
+    data meanwhile, it does."""
     pipeline = checkpointing
     traffic = SyntheticTraffic(seed=13, start_ts=time.time() - 900, rate=5).take(3000)
     learn_and_checkpoint(pipeline, traffic[:2000])
@@ -187,12 +224,16 @@ def test_a_restarted_worker_republishes_only_what_its_checkpoint_cannot_vouch_fo
     wait_for(lambda: learned(pipeline) == 3000, 60, "3000 events learned", pipeline)
 
     kill(pipeline)
+    replayed = asyncio.run(sessions_after_checkpoint(pipeline))
+    assert replayed, "the last checkpoint covered every event: nothing to replay"
+    pipeline.redis.delete(*(f"{pipeline.key_prefix}rec:session:{s}" for s in replayed))  # only the replay has them
     restart(pipeline, tmp_path)
     wait_for(lambda: learned(pipeline) == 3000, 30, "the restored state", pipeline)
     restarted_at = time.time()
+    wait_for(lambda: gauge(pipeline, "shopstream_restore_duration_seconds") > 0, 30, "the replay written", pipeline)
     time.sleep(6)  # past the worker's first epoch check
     assert sum(samples(pipeline.metrics(), "shopstream_republished_keys_total").values()) == 0, pipeline.tail()
-    assert sessions_written(pipeline, traffic)
+    assert sessions_written(pipeline, traffic), pipeline.tail()
 
     # The restarted worker's own checkpoint vouches for the slots again; the store loses this app's data meanwhile.
     wait_for(lambda: gauge(pipeline, "shopstream_checkpoint_last_success_timestamp_seconds") > restarted_at, 30,

@@ -15,6 +15,7 @@ from shopstream.models.events import Event
 from shopstream.models.ownership import KeyOwner
 from shopstream.streams import republish
 from shopstream.streams.batch import BatchHandler
+from shopstream.streams.checkpoint import dump_stack, load_stack
 from shopstream.streams.republish import RepublishOnLoss
 from shopstream.streams.sink import RetryingWriter, RetryPolicy, SinkError
 
@@ -112,6 +113,48 @@ async def test_dealt_slots_are_republished_then_count_as_written() -> None:
     held = dict(handler.stack.held_lists(KeyOwner(4, frozenset({1, 3}))))
     assert 0 < written <= sum(len(ids) for ids in held.values())
     assert handler.written_slots == {1}
+
+
+def written(kind: str) -> float:
+    return REGISTRY.get_sample_value("shopstream_redis_keys_written_total", {"kind": kind}) or 0.0
+
+
+async def test_a_replay_before_the_deal_writes_the_lists_it_touched_of_the_slots_kept() -> None:
+    """A restored worker replays before it is dealt slots: the lists it touched wait in the stack, and once dealt
+    the slots it held at its checkpoint, those of them are written (as the replay's, not as a republish)."""
+    sink = EpochSink()
+    handler = await handler_with_lists(sink)
+    stack = handler.stack
+    stack.owner = KeyOwner(4, frozenset())  # restored, not dealt any slot yet
+    stack.hold_back()
+    replay = [(Event(f"r{i}", 1e9 + 700 + i, f"replayed-{i}", "view", "i3"), 0.0) for i in range(12)]
+    assert stack.process(replay).lists == []
+    # A checkpoint taken meanwhile carries the keys held back, and its restore goes on holding them.
+    stack = handler.stack = load_stack(dump_stack(stack))
+    stack.hold_back()
+    sink.keys.clear()
+    stack.owner = KeyOwner(4, frozenset({0, 1, 2}))
+    replayed = stack.release_held_back()
+    assert replayed is not None and stack.release_held_back() is None
+    republished_before, written_before = republished("session"), written("session")
+    count = await RepublishOnLoss(sink, handler, rate=1e6).write_slots(frozenset({0, 1}), replayed)
+
+    kept = KeyOwner(4, frozenset({0, 1}))
+    sessions = {key for kind, key in sink.keys if kind == "session"}
+    assert sessions == {f"replayed-{i}" for i in range(12) if kept(f"replayed-{i}")} != set()
+    assert {kind for kind, key in sink.keys if not kept(key)} == set() and count == len(sink.keys)
+    assert republished("session") == republished_before
+    assert written("session") - written_before == len(sessions)
+    assert handler.written_slots == {0, 1}
+
+
+def test_a_replay_that_touched_more_keys_than_the_session_cap_writes_every_held_list() -> None:
+    """The keys held back are bounded: past the session cap, the deal writes every held list instead."""
+    stack = RecommenderStack(StackConfig(top_k=5, max_sessions=5))
+    stack.owner = KeyOwner(4, frozenset())
+    stack.hold_back()
+    stack.process([(Event(f"r{i}", 1e9 + 700 + i, f"replayed-{i}", "view", "i3"), 0.0) for i in range(12)])
+    assert stack.release_held_back() == stack.held_lists(KeyOwner.everything())
 
 
 async def test_a_restored_epoch_is_compared_at_the_first_check() -> None:
