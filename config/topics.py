@@ -69,6 +69,13 @@ def members_topic(settings: WorkerSettings) -> str:
     return f"{settings.app_id}.members"
 
 
+#: The checkpoint topic's settings. Compaction never touches the active segment, and Kafka's default segment is
+#: 1 GiB: every checkpoint written until a segment rolled (hundreds at 10 s intervals) stayed in the log, and a
+#: restore reads the whole partition. With 32 MiB segments the log stays within about twice the live checkpoints
+#: plus one segment (docs/design.md).
+CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(32 * 2**20)}
+
+
 async def ensure_worker_topics(settings: WorkerSettings) -> None:
     """The members topic (one partition per key slot) and the checkpoint topic (one partition, compacted:
     only each key's latest value is needed). A members topic made earlier with another partition count would
@@ -76,9 +83,8 @@ async def ensure_worker_topics(settings: WorkerSettings) -> None:
     options = settings.kafka_security_options()
     members = members_topic(settings)
     await ensure_topics(settings.kafka_bootstrap_servers, [members], settings.topic_partitions, **options)
-    await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, {"cleanup.policy": "compact"}, **options
-    )
+    await ensure_topics(settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, CHECKPOINT_TOPIC_CONFIG,
+                        **options)
     found = len(await topic_partitions(settings.kafka_bootstrap_servers, members, **options))
     if found != settings.topic_partitions:
         raise SystemExit(

@@ -128,7 +128,10 @@ async def write_replayed(kept: frozenset[int], replayed: list[tuple[str, list[st
     """The lists of ``kept`` slots that the replay touched before the deal, written as a replay writes (no rate
     limit); the worker has then caught up with where it was."""
     if kept:
-        await republisher.write_slots(kept, replayed)
+        dealt_at = time.monotonic() - started_at
+        written = await republisher.write_slots(kept, replayed)
+        app.log.info("dealt %d slots %.1f s after start; wrote the %d lists the replay had touched by then in %.1f s",
+                     len(kept), dealt_at, written, time.monotonic() - started_at - dealt_at)
     replay_written.set()
 
 
@@ -168,7 +171,8 @@ def in_background(work: Coroutine[object, object, object]) -> None:
 async def note_caught_up() -> None:
     await reader.caught_up.wait()
     await replay_written.wait()
-    metrics.RESTORE_DURATION.set(time.monotonic() - started_at)
+    metrics.RESTORE_DURATION.set(took := time.monotonic() - started_at)
+    app.log.info("caught up %.1f s after start (%d records behind at start)", took, reader.backlog)
 
 
 async def checkpoint_state() -> None:
@@ -258,7 +262,8 @@ def main() -> None:
     asyncio.run(ensure_pipeline_topics(settings))
     asyncio.run(ensure_worker_topics(settings))
     if settings.checkpoint_interval_s > 0:
-        restored.append(asyncio.run(restore(handler, checkpoints)))
+        note = asyncio.run(restore(handler, checkpoints))
+        restored.append(f"{note}, {time.monotonic() - started_at:.1f} s after start")
     tune_process()
     sys.argv = [sys.argv[0], "worker", "-l", settings.log_level]
     app.main()

@@ -18,6 +18,8 @@ from unittest import mock
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shopstream.bench import processes
 from shopstream.bench.scrape import samples
@@ -286,3 +288,20 @@ async def test_a_worker_refuses_a_members_topic_of_another_slot_count(kafka_boot
     with pytest.raises(SystemExit, match="has 4 partitions but SHOPSTREAM_TOPIC_PARTITIONS is 6"):
         await ensure_worker_topics(WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, app_id=app_id,
                                                   topic_partitions=6))
+
+
+async def test_the_checkpoint_topic_is_made_with_segments_compaction_can_clean(kafka_bootstrap: str) -> None:
+    """Compaction never cleans the active segment: with Kafka's 1 GiB default every checkpoint since the last roll
+    stays in the log a restore reads."""
+    topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
+    await ensure_worker_topics(WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, checkpoint_topic=topic,
+                                              app_id=f"test-seg-{uuid.uuid4().hex[:8]}", topic_partitions=4))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    configs = {entry[0]: entry[1] for entry in resource[4]}
+    assert configs["cleanup.policy"] == "compact" and configs["segment.bytes"] == str(32 * 2**20)
