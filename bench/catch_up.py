@@ -68,6 +68,8 @@ async def start_fleet(http: aiohttp.ClientSession, k: int, env: dict[str, str], 
             "SHOPSTREAM_WEB_PORT": str(port),
             "SHOPSTREAM_WEB_HOST": "127.0.0.1",
             "SHOPSTREAM_DATA_DIR": str(workdir / f"worker-{i}-data"),
+            # Each worker its own id, the same for its replacement after a kill (as a StatefulSet names pods).
+            "SHOPSTREAM_WORKER_ID": f"worker-{i}",
         }
         fleet.procs.append(processes.start_component("worker", {**os.environ, **worker_env}, log))
         fleet.urls.append(f"http://127.0.0.1:{port}")

@@ -9,6 +9,7 @@ the surviving worker is stopped with SIGTERM (Redis up) and the time it takes to
 
     python -m shopstream.bench.failover --session-timeout-s 10
     python -m shopstream.bench.failover --session-timeout-s 10 --restart
+    python -m shopstream.bench.failover --session-timeout-s 10 --restart --static
 
 The Kafka and Redis used are ``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` (default: the local ones);
 the topics, consumer group and key prefix are fresh, and the keys are deleted afterwards.
@@ -74,6 +75,7 @@ def run(bootstrap: str, redis_url: str, args: argparse.Namespace) -> dict[str, f
         "SHOPSTREAM_TOPIC_PARTITIONS": str(args.partitions), "SHOPSTREAM_KEY_PREFIX": prefix,
         "SHOPSTREAM_APP_ID": f"bench-failover-{run_id}", "SHOPSTREAM_WEB_HOST": "127.0.0.1",
         "SHOPSTREAM_SESSION_TIMEOUT_S": str(args.session_timeout_s), "SHOPSTREAM_LOG_LEVEL": "warn",
+        "SHOPSTREAM_STATIC_MEMBERSHIP": str(args.static).lower(),
     }
     workdir = Path(tempfile.mkdtemp(prefix="shopstream-failover-"))
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
@@ -140,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--session-timeout-s", type=float, default=10.0)
     parser.add_argument("--restart", action="store_true", help="start the killed worker again at once")
+    parser.add_argument("--static", action="store_true", help="static members (SHOPSTREAM_STATIC_MEMBERSHIP)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=180.0)
@@ -148,7 +151,7 @@ def main() -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     for _ in range(args.repeat):
         figures = run(bootstrap, redis_url, args)
-        print(f"session_timeout_s={args.session_timeout_s:g} restart={args.restart} "
+        print(f"session_timeout_s={args.session_timeout_s:g} restart={args.restart} static={args.static} "
               f"takeover_s={figures['takeover_s']:.1f} unaffected_slots_s={figures['unaffected_s']:.1f} "
               f"sigterm_exit_s={figures['sigterm_exit_s']:.1f} (exit {figures['sigterm_exit_code']:.0f})",
               flush=True)

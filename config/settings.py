@@ -122,6 +122,7 @@ class WorkerSettings(CommonSettings):
     # Stopping, failover and Redis repair (docs/design.md "Bounded shutdown and failover").
     shutdown_timeout_s: float = Field(8.0, gt=0, le=3600)
     session_timeout_s: float = Field(10.0, ge=1, le=1800)
+    static_membership: bool = False  # group.instance.id = worker_id (docs/design.md "Bounded shutdown and failover")
     republish_rate: float = Field(5000.0, gt=0)
     # The model stack (models/stack_config.py holds the defaults).
     top_k: int = Field(_STACK.top_k, ge=1, le=500)

@@ -59,10 +59,13 @@ app = WorkerApp(
     web_port=settings.web_port,
     web_in_thread=False,
     datadir=settings.data_dir,
-    # Failover: a dead worker's key slots move after the session timeout (docs/design.md). No static
-    # membership (group.instance.id): restarts took their slots back slower with it here.
+    # Failover: a dead worker's key slots move after the session timeout (docs/design.md). A static member
+    # (group.instance.id) restarted within it gets its slots back at once; Faust's assignor then checks the
+    # member's URL against the one it joined with, so that URL must not change with a restart's port.
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.heartbeat_interval_s(),
+    consumer_group_instance_id=settings.worker_id if settings.static_membership else None,
+    canonical_url=f"http://{settings.worker_id}" if settings.static_membership else None,
 )
 
 members = app.topic(members_topic(settings), partitions=settings.topic_partitions)

@@ -305,3 +305,29 @@ async def test_the_checkpoint_topic_is_made_with_segments_compaction_can_clean(k
     (resource,) = response.resources
     configs = {entry[0]: entry[1] for entry in resource[4]}
     assert configs["cleanup.policy"] == "compact" and configs["segment.bytes"] == str(32 * 2**20)
+
+
+def test_a_static_member_restarted_on_another_port_takes_its_slots_back(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """With ``SHOPSTREAM_STATIC_MEMBERSHIP`` a worker killed and started again under its id is dealt its slots back
+    without waiting out its old session. Faust's assignor checks the member's URL against the one it joined with,
+    and an orchestrator may give the new process another port: the coordinator must not fail on it."""
+    topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
+    pipeline = start_pipeline(kafka_bootstrap, redis_url, tmp_path, SHOPSTREAM_STATIC_MEMBERSHIP="true",
+                              SHOPSTREAM_WORKER_ID="w1", SHOPSTREAM_CHECKPOINT_TOPIC=topic)
+    try:
+        traffic = SyntheticTraffic(seed=14, start_ts=time.time() - 900, rate=5).take(1000)
+        send(pipeline, traffic[:500])
+        wait_for(lambda: learned(pipeline) == 500, 60, "500 events learned", pipeline)
+        kill(pipeline)
+        port = processes.free_port()
+        moved = Pipeline(**{**pipeline.__dict__, "worker_url": f"http://127.0.0.1:{port}",
+                            "env": {**pipeline.env, "SHOPSTREAM_WEB_PORT": str(port)}})
+        restart(moved, tmp_path)
+        send(moved, traffic[500:])
+        wait_for(lambda: sessions_written(moved, traffic[500:]), 60, "the new sessions' lists", moved)
+        assert gauge(moved, "shopstream_key_slots_held") == 4
+        assert "Unexpected error in coordinator routine" not in moved.logs["worker"].read_text(errors="replace")
+    finally:
+        stop_pipeline(pipeline)
