@@ -289,7 +289,9 @@ class RecommenderStack:
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), origin)
         touched.update(self._throttle.due(self._now))
-        return BatchOutput(lists=self._recompute_all(touched))
+        # Keys marked while this stack held their slot; a rebalance may have dealt it to another worker since.
+        owns = self.owner
+        return BatchOutput(lists=self._recompute_all({key: o for key, o in touched.items() if owns(key[1])}))
 
     def flush(self, now: float) -> BatchOutput:
         """The deferred tier's pending work and the throttled lists due by ``now`` (event time), for when no

@@ -126,6 +126,16 @@ def test_throttled_lists_are_released_by_flush_when_no_events_come() -> None:
     assert released["trending"].items[0] in {"a", "b"} and released["trending"].origin == 0.0
 
 
+def test_lists_waiting_for_their_refresh_are_not_written_once_their_slot_moved_away() -> None:
+    """A rebalance may take a slot from a worker while some of its lists wait in the throttle or the deferred
+    tier: the slot's new holder writes them, the old one must not write them any more."""
+    stack = RecommenderStack(StackConfig(session_model="transitions", trending_refresh_s=1.0))
+    stack.process([ev(0, "s1", "a", ts=T0, user="u1", category="c")])
+    stack.process_sessions([ev(1, "s1", "b", ts=T0 + 0.1, user="u1", category="c")])  # waiting: throttle, deferred
+    stack.owner = KeyOwner(2, frozenset())  # both slots dealt to other workers
+    assert stack.flush(T0 + 10.0).lists == []
+
+
 def test_a_released_trending_key_holds_every_change_it_waited_for() -> None:
     """The session tier tops lists up from a memo of trending; the deferred tier must not write that memo."""
     stack = RecommenderStack(StackConfig(session_model="transitions", trending_refresh_s=1.0))
