@@ -29,7 +29,7 @@ from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore, state_layout
 from shopstream.streams.events_reader import EventsReader
-from shopstream.streams.republish import RepublishOnLoss
+from shopstream.streams.republish import RepublishOnLoss, write_replayed
 from shopstream.streams.worker import broker_credentials, build_handler, build_sink
 
 settings = load(WorkerSettings)
@@ -92,7 +92,6 @@ checkpoints = KafkaCheckpointStore(
 )
 started_at = time.monotonic()
 slots_dealt = asyncio.Event()  # set once the group has dealt this worker its key slots
-replay_written = asyncio.Event()  # set once the lists of the replay before the first deal are written
 background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done
 restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
@@ -111,51 +110,49 @@ async def hold_slots(stream: faust.StreamT) -> None:
 async def take_slots(sender: faust.App, assigned: set[faust.types.TP], **kwargs: object) -> None:
     """The group dealt this worker its key slots. The keys of a slot whose lists this worker has not all written
     may not have been written by their last holder (it may have died, or stopped writing them before this worker
-    started): they are published again, rate-limited, in the background. A slot it has written all along is not;
-    one held at its own checkpoint gets the lists its replay touched before this first deal written, at once."""
+    started): they are published again, rate-limited, in the background. A slot it has written all along, or
+    held at its own checkpoint (its replay writes every list touched since), is not."""
     held = frozenset(tp.partition for tp in assigned if tp.topic == members_topic(settings))
     async with handler.lock:
-        replayed = handler.stack.release_held_back()
-        kept = held & handler.written_slots if replayed is not None else frozenset()
         gained = held - handler.written_slots
         handler.stack.owner = KeyOwner(settings.topic_partitions, held)
-        handler.written_slots &= held - kept  # vouched for again once the replay's lists are written
+        handler.written_slots &= held
     metrics.SLOTS_HELD.set(len(held))
     slots_dealt.set()
     if gained:
         in_background(republisher.write_slots(gained))
-    in_background(write_replayed(kept, replayed or []))
-
-
-async def write_replayed(kept: frozenset[int], replayed: list[tuple[str, list[str]]]) -> None:
-    """The lists of ``kept`` slots that the replay touched before the deal, written as a replay writes (no rate
-    limit); the worker has then caught up with where it was."""
-    if kept:
-        dealt_at = time.monotonic() - started_at
-        written = await republisher.write_slots(kept, replayed)
-        app.log.info("dealt %d slots %.1f s after start; wrote the %d lists the replay had touched by then in %.1f s",
-                     len(kept), dealt_at, written, time.monotonic() - started_at - dealt_at)
-    replay_written.set()
 
 
 async def learn_and_serve() -> None:
     """Read the events topic for as long as the worker runs; if reading fails, the worker exits (non-zero)
-    rather than stay up without learning: its replacement resumes from the last checkpoint. A worker restored
-    from its own checkpoint replays while the group deals slots (a dead predecessor's seat frees only after its
-    session timeout): the lists of that replay wait in the stack until the deal (take_slots). Any other worker
-    waits for its slots: the lists of what it read before would all have to be republished."""
+    rather than stay up without learning: its replacement resumes from the last checkpoint.
+
+    A worker restored from its own checkpoint replays at once, even before the group deals it slots (a dead
+    predecessor's seat frees only after its session timeout), building no list; once it has caught up and been
+    dealt slots, it writes the lists the replay touched (finish_replay). Any other worker waits for its slots:
+    the lists of what it read before would all have to be republished."""
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
-        if not handler.written_slots:
+        if handler.written_slots:
+            in_background(finish_replay())
+        else:
             await slots_dealt.wait()
-        in_background(note_caught_up())
+            in_background(note_caught_up())
         await reader.run()
     except Exception:
         app.log.exception("reading the events topic failed; exiting")
         os._exit(1)
     finally:
         await reader.stop()
+
+
+async def finish_replay() -> None:
+    await asyncio.gather(reader.caught_up.wait(), slots_dealt.wait())
+    began = time.monotonic()
+    written = await write_replayed(handler)
+    app.log.info("wrote the %d lists the replay touched in %.1f s", written, time.monotonic() - began)
+    await note_caught_up()
 
 
 @app.task
@@ -173,7 +170,6 @@ def in_background(work: Coroutine[object, object, object]) -> None:
 
 async def note_caught_up() -> None:
     await reader.caught_up.wait()
-    await replay_written.wait()
     metrics.RESTORE_DURATION.set(took := time.monotonic() - started_at)
     app.log.info("caught up %.1f s after start (%d records behind at start)", took, reader.backlog)
 

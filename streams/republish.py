@@ -56,6 +56,19 @@ async def republish(
     return written
 
 
+async def write_replayed(handler: BatchHandler) -> int:
+    """End a restored worker's hold-back (``RecommenderStack.hold_back``): write the lists its replay touched, of
+    the slots it holds now, at once and counted as written keys (they are the replay's, not a repair). The batch
+    lock is held throughout, so no checkpoint falls between the end of the hold-back and those writes: one
+    taken before carries the held-back keys, one taken after follows the writes."""
+    async with handler.batch_lock:
+        async with handler.lock:
+            replayed = handler.stack.release_held_back()
+        if replayed is None:
+            return 0
+        return await republish(handler, math.inf, held=replayed, counter=metrics.KEYS_WRITTEN)
+
+
 class RepublishOnLoss:
     """Republishes the held lists when the store's epoch changes from the one the handler's lists were written to
     (the first epoch a fresh worker sees is only recorded; a restored one starts from its checkpoint's), and the
@@ -67,19 +80,11 @@ class RepublishOnLoss:
         self.rate = rate
         self.losses = 0  # store data losses seen: a republish begun before one vouches for nothing
 
-    async def write_slots(
-        self, slots: frozenset[int], replayed: Sequence[tuple[str, Sequence[str]]] | None = None
-    ) -> int:
-        """Republish every held list of ``slots``, or only those of ``replayed``: the keys a replay touched while
-        no slots were dealt, written as the replay would have (at once, counted as written keys, not
-        republished). Then, unless the store lost its data meanwhile, the handler has written every list of
-        those slots it still holds. Returns the lists written."""
+    async def write_slots(self, slots: frozenset[int]) -> int:
+        """Republish every held list of ``slots``; then, unless the store lost its data meanwhile, the handler
+        has written every list of those it still holds. Returns the lists republished."""
         handler, losses = self.handler, self.losses
-        owner = KeyOwner(handler.stack.owner.slots, slots)
-        if replayed is None:
-            written = await republish(handler, self.rate, owner=owner)
-        else:
-            written = await republish(handler, math.inf, owner=owner, held=replayed, counter=metrics.KEYS_WRITTEN)
+        written = await republish(handler, self.rate, owner=KeyOwner(handler.stack.owner.slots, slots))
         if self.losses == losses:
             handler.written_slots |= slots & handler.stack.owner.held
         return written

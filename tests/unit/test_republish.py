@@ -16,7 +16,7 @@ from shopstream.models.ownership import KeyOwner
 from shopstream.streams import republish
 from shopstream.streams.batch import BatchHandler
 from shopstream.streams.checkpoint import dump_stack, load_stack
-from shopstream.streams.republish import RepublishOnLoss
+from shopstream.streams.republish import RepublishOnLoss, write_replayed
 from shopstream.streams.sink import RetryingWriter, RetryPolicy, SinkError
 
 
@@ -119,33 +119,34 @@ def written(kind: str) -> float:
     return REGISTRY.get_sample_value("shopstream_redis_keys_written_total", {"kind": kind}) or 0.0
 
 
-async def test_a_replay_before_the_deal_writes_the_lists_it_touched_of_the_slots_kept() -> None:
-    """A restored worker replays before it is dealt slots: the lists it touched wait in the stack, and once dealt
-    the slots it held at its checkpoint, those of them are written (as the replay's, not as a republish)."""
+async def test_a_replay_builds_no_list_until_it_ends_then_writes_those_it_touched_of_the_slots_held() -> None:
+    """A restored worker replays holding its lists back, dealt slots or not: once it has caught up, the lists the
+    replay touched of the slots it holds are written (as the replay's, not as a republish), each once."""
     sink = EpochSink()
     handler = await handler_with_lists(sink)
     stack = handler.stack
-    stack.owner = KeyOwner(4, frozenset())  # restored, not dealt any slot yet
     stack.hold_back()
-    replay = [(Event(f"r{i}", 1e9 + 700 + i, f"replayed-{i}", "view", "i3"), 0.0) for i in range(12)]
-    assert stack.process(replay).lists == []
+    replay = [(Event(f"r{i}", 1e9 + 700 + i, f"replayed-{i % 12}", "view", "i3"), 0.0) for i in range(24)]
+    assert stack.process(replay[:12]).lists == []
     # A checkpoint taken meanwhile carries the keys held back, and its restore goes on holding them.
     stack = handler.stack = load_stack(dump_stack(stack))
     stack.hold_back()
+    stack.owner = KeyOwner(4, frozenset({0, 1}))  # dealt two slots meanwhile
+    assert stack.process(replay[12:]).lists == []
     sink.keys.clear()
-    stack.owner = KeyOwner(4, frozenset({0, 1, 2}))
-    replayed = stack.release_held_back()
-    assert replayed is not None and stack.release_held_back() is None
     republished_before, written_before = republished("session"), written("session")
-    count = await RepublishOnLoss(sink, handler, rate=1e6).write_slots(frozenset({0, 1}), replayed)
+    count = await write_replayed(handler)
 
-    kept = KeyOwner(4, frozenset({0, 1}))
+    held = KeyOwner(4, frozenset({0, 1}))
     sessions = {key for kind, key in sink.keys if kind == "session"}
-    assert sessions == {f"replayed-{i}" for i in range(12) if kept(f"replayed-{i}")} != set()
-    assert {kind for kind, key in sink.keys if not kept(key)} == set() and count == len(sink.keys)
+    assert sessions == {f"replayed-{i}" for i in range(12) if held(f"replayed-{i}")} != set()
+    assert {key for _, key in sink.keys if not held(key)} == set() and count == len(sink.keys)
     assert republished("session") == republished_before
     assert written("session") - written_before == len(sessions)
-    assert handler.written_slots == {0, 1}
+    assert await write_replayed(handler) == 0  # the hold has ended: lists are built as events come
+    mine = min(sessions)
+    out = stack.process([(Event("live", 1e9 + 800, mine, "view", "i4"), 0.0)])
+    assert ("session", mine) in {(rec.kind, rec.id) for rec in out.lists}
 
 
 def test_a_replay_that_touched_more_keys_than_the_session_cap_writes_every_held_list() -> None:
