@@ -360,10 +360,9 @@ class RecommenderStack:
     def hold_back(self) -> None:
         """Build no list from now on, and remember every key touched, until :meth:`release_held_back`.
 
-        A restored worker replays the events after its checkpoint, many of them touching the same keys: building
-        each touched key's list once at the end costs a third less than building them step by step, and the
-        replay may start before the group has dealt the worker its slots (docs/design.md). Holding back again
-        goes on with the keys already held (a checkpoint taken meanwhile carries them)."""
+        A restored worker replays the events after its checkpoint before the group has dealt it slots, so it cannot
+        know which lists are its to write; once dealt, it writes those of the keys held back (docs/design.md).
+        Holding back again goes on with the keys already held (a checkpoint taken meanwhile carries them)."""
         if self._held_back is None:
             self._held_back, self._held_back_overflowed = {}, False
 

@@ -128,9 +128,9 @@ async def learn_and_serve() -> None:
     rather than stay up without learning: its replacement resumes from the last checkpoint.
 
     A worker restored from its own checkpoint replays at once, even before the group deals it slots (a dead
-    predecessor's seat frees only after its session timeout), building no list; once it has caught up and been
-    dealt slots, it writes the lists the replay touched (finish_replay). Any other worker waits for its slots:
-    the lists of what it read before would all have to be republished."""
+    predecessor's seat frees only after its session timeout), building no list until then; once dealt slots, it
+    writes the lists the replay touched so far, and builds them as it goes from then on (finish_replay). Any
+    other worker waits for its slots: the lists of what it read before would all have to be republished."""
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
@@ -148,7 +148,7 @@ async def learn_and_serve() -> None:
 
 
 async def finish_replay() -> None:
-    await asyncio.gather(reader.caught_up.wait(), slots_dealt.wait())
+    await slots_dealt.wait()
     began = time.monotonic()
     written = await write_replayed(handler)
     app.log.info("wrote the %d lists the replay touched in %.1f s", written, time.monotonic() - began)

@@ -119,9 +119,9 @@ def written(kind: str) -> float:
     return REGISTRY.get_sample_value("shopstream_redis_keys_written_total", {"kind": kind}) or 0.0
 
 
-async def test_a_replay_builds_no_list_until_it_ends_then_writes_those_it_touched_of_the_slots_held() -> None:
-    """A restored worker replays holding its lists back, dealt slots or not: once it has caught up, the lists the
-    replay touched of the slots it holds are written (as the replay's, not as a republish), each once."""
+async def test_a_replay_held_back_writes_the_lists_it_touched_of_the_slots_held_once_released() -> None:
+    """A restored worker replays holding its lists back until the group deals it slots: then the lists the replay
+    touched of the slots it holds are written (as the replay's, not as a republish), each once."""
     sink = EpochSink()
     handler = await handler_with_lists(sink)
     stack = handler.stack
