@@ -148,6 +148,7 @@ async def learn_and_serve() -> None:
 
 
 async def finish_replay() -> None:
+    """Once dealt slots, write the lists the replay held back (its later batches build theirs as they go)."""
     await slots_dealt.wait()
     began = time.monotonic()
     written = await write_replayed(handler)

@@ -303,7 +303,7 @@ async def restore(handler: BatchHandler, store: KafkaCheckpointStore) -> str:
         # list its replay touches again, so if dealt them again it need not republish them (unless the store
         # lost its data meanwhile: the epoch tells). A peer's checkpoint vouches for none of this worker's keys.
         handler.written_slots, handler.written_epoch = set(manifest.slots), manifest.epoch
-        handler.stack.hold_back()  # its replay builds no list until it has caught up (streams/app.py)
+        handler.stack.hold_back()  # its replay builds no list until the group deals it slots (streams/app.py)
     else:
         handler.stack.release_held_back()  # keys a peer held back: its slots dealt here are republished whole
     return (f"restored the checkpoint of {store.app_id}/{worker} ({manifest.size} bytes, "
