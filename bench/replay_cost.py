@@ -2,9 +2,11 @@
 
 ``python -m shopstream.bench.replay_cost [--events 800000] [--tail 200000]`` learns the seeded stream's first
 ``--events`` in catch-up steps (the state a checkpoint holds), then replays the next ``--tail`` events on two
-copies of that state, in the worker's 5,000-event steps: one building every touched key's list each step, as a
-catch-up does, one holding them back (``RecommenderStack.hold_back``) and building each touched key's list
-once at the end, as a restored worker does (docs/design.md). CPU seconds of this process, each way, per trial.
+copies of that state, in steps of ``--step`` events (the worker's ``SHOPSTREAM_BATCH_STEP_EVENTS``, 40,000; a
+catch-up's steps are also cut by the fetch, ``SHOPSTREAM_BATCH_MAX_RECORDS`` records): one building every touched
+key's list each step, as a catch-up does, one holding them back (``RecommenderStack.hold_back``) and building
+each touched key's list once at the end (tried for a restored worker's whole replay, docs/design.md). CPU
+seconds of this process, each way, per trial.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=800_000)
     parser.add_argument("--tail", type=int, default=200_000)
-    parser.add_argument("--step", type=int, default=5_000, help="SHOPSTREAM_BATCH_STEP_EVENTS")
+    parser.add_argument("--step", type=int, default=40_000, help="SHOPSTREAM_BATCH_STEP_EVENTS")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -124,6 +124,6 @@ def test_after_kill_9_of_one_of_two_workers_the_other_serves_every_partition(
     kafka_bootstrap: str, redis_url: str
 ) -> None:
     """bench/failover.py's run: it raises unless every partition's new events are served after the kill."""
-    args = argparse.Namespace(session_timeout_s=6.0, worker_ids=False, restart=False, partitions=4, timeout_s=120.0)
+    args = argparse.Namespace(session_timeout_s=6.0, restart=False, static=False, partitions=4, timeout_s=120.0)
     figures = failover.run(kafka_bootstrap, redis_url, args)
     assert figures["takeover_s"] >= figures["unaffected_s"] > 0
