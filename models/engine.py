@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from sys import intern
@@ -290,7 +290,7 @@ class RecommenderStack:
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), origin)
         touched.update(self._throttle.due(self._now))
-        self._hold(dict.fromkeys(touched))  # pending since before a checkpoint: written when the hold ends
+        self._hold(touched)  # pending since before a checkpoint: written when the hold ends
         # Keys marked while this stack held their slot; a rebalance may have dealt it to another worker since.
         return BatchOutput(lists=self._recompute_all({key: o for key, o in touched.items() if owns(key[1])}))
 
@@ -367,15 +367,19 @@ class RecommenderStack:
             self._held_back, self._held_back_overflowed = {}, False
 
     @property
+    def holding_back(self) -> bool:
+        return self._held_back is not None
+
+    @property
     def _writing(self) -> KeyOwner:
         """Whose lists the stack builds as it learns: its owner's, none while holding back."""
-        return self.owner if self._held_back is None else _NO_KEYS
+        return _NO_KEYS if self.holding_back else self.owner
 
-    def _hold(self, keys: dict[tuple[str, str], None]) -> None:
+    def _hold(self, keys: Iterable[tuple[str, str]]) -> None:
         held = self._held_back
         if held is None or self._held_back_overflowed:
             return
-        held.update(keys)
+        held.update(dict.fromkeys(keys))
         if len(held) > self.config.max_sessions:  # more than a republish of everything would write
             held.clear()
             self._held_back_overflowed = True
@@ -397,7 +401,7 @@ class RecommenderStack:
         if held is None:
             return None
         if overflowed:
-            return self.held_lists(KeyOwner.everything())
+            return self.held_lists()
         by_kind: dict[str, list[str]] = {}
         for kind, key in reversed(held):
             by_kind.setdefault(kind, []).append(key)
@@ -405,11 +409,11 @@ class RecommenderStack:
             by_kind["forecast_shop"] = ["all"]
         return sorted(by_kind.items(), key=lambda kind_ids: len(kind_ids[1]))
 
-    def held_lists(self, owner: Callable[[str], bool] | None = None) -> list[tuple[str, list[str]]]:
-        """The ids of the lists this stack can rebuild that ``owner`` (default: this stack's) writes, per kind,
-        the most recently touched first; the kinds with fewest lists (shop-wide, categories: every reader's
-        fallback) come first. What a worker publishes again when the store lost its keys, or when it took
-        over key slots from a worker that may have died before writing them.
+    def held_lists(self) -> list[tuple[str, list[str]]]:
+        """The ids of the lists this stack can rebuild, whoever writes them (a republish keeps its slots' ones),
+        per kind, the most recently touched first; the kinds with fewest lists (shop-wide, categories: every
+        reader's fallback) come first. What a worker publishes again when the store lost its keys, or when it
+        took over key slots from a worker that may have died before writing them.
 
         >>> stack = RecommenderStack(StackConfig(top_k=3))
         >>> _ = stack.process([(Event(f"e{i}", 1e9 + i, s, "view", "ab"[i % 2]), 0.0) for i, s in enumerate("xyxy")])
@@ -418,11 +422,9 @@ class RecommenderStack:
         >>> [(rec.kind, rec.id, rec.items) for rec in stack.rebuild("session", ["y"])]
         [('session', 'y', ['b', 'a'])]
         """
-        owns = owner or self.owner
         held = {"session": self._live_sessions.newest_first()}
         held |= {kind: list(reversed(ids)) for kind, ids in self._live.items()}
-        return sorted(((kind, [key for key in ids if owns(key)]) for kind, ids in held.items()),
-                      key=lambda kind_ids: len(kind_ids[1]))
+        return sorted(held.items(), key=lambda kind_ids: len(kind_ids[1]))
 
     def rebuild(self, kind: str, ids: Sequence[str]) -> list[RecList]:
         """The current lists of ``kind`` for ``ids`` (from :meth:`held_lists`), those the models still hold."""

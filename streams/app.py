@@ -134,7 +134,7 @@ async def learn_and_serve() -> None:
     try:
         await reader.start()
         metrics.RESTORE_BACKLOG.set(reader.backlog)
-        if handler.written_slots:
+        if handler.stack.holding_back:
             in_background(finish_replay())
         else:
             await slots_dealt.wait()

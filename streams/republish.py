@@ -41,7 +41,7 @@ async def republish(
     owns = owner or handler.stack.owner
     if held is None:
         async with handler.lock:
-            held = handler.stack.held_lists(KeyOwner.everything())
+            held = handler.stack.held_lists()
     written = 0
     for kind, all_ids in held:
         ids = [key for key in all_ids if owns(key)]
