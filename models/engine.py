@@ -17,6 +17,7 @@ session or user list reads.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
@@ -273,12 +274,16 @@ class RecommenderStack:
 
     def deferred_backlog(self) -> tuple[int, float]:
         """Events the deferred tier has pending, and the earliest origin time among the batches since it
-        last ran (``inf`` when none came)."""
+        last ran and the lists it left for later (``inf`` when there are none)."""
         return len(self._deferred_events), self._deferred_origin
 
-    def process_deferred(self) -> BatchOutput:
+    def process_deferred(self, budget_s: float = math.inf) -> BatchOutput:
         """The deferred tier: its models learn the pending events, then the user, item, trending and
-        forecast lists they changed, and the throttled lists now due, are recomputed."""
+        forecast lists they changed, and the throttled lists now due, are recomputed.
+
+        Lists are built in chunks of ``DEFERRED_CHUNK`` until ``budget_s`` seconds have passed: the
+        rest are built first by the next call, so a burst of due lists (every item touched in one refresh
+        interval comes due at once) does not hold the next session step back for its whole length."""
         events, self._deferred_events = self._deferred_events, []
         touched, self._deferred_touched = self._deferred_touched, {}
         origin, self._deferred_origin = self._deferred_origin, math.inf
@@ -292,7 +297,16 @@ class RecommenderStack:
         touched.update(self._throttle.due(self._now))
         self._hold(touched)  # pending since before a checkpoint: written when the hold ends
         # Keys marked while this stack held their slot; a rebalance may have dealt it to another worker since.
-        return BatchOutput(lists=self._recompute_all({key: o for key, o in touched.items() if owns(key[1])}))
+        keys = [(key, o) for key, o in touched.items() if owns(key[1])]
+        deadline = time.perf_counter() + budget_s
+        lists: list[RecList] = []
+        for start in range(0, len(keys), DEFERRED_CHUNK):
+            if start and time.perf_counter() >= deadline:
+                self._deferred_touched = dict(keys[start:])
+                self._deferred_origin = min(o for _, o in keys[start:])
+                break
+            lists += self._recompute_all(dict(keys[start : start + DEFERRED_CHUNK]))
+        return BatchOutput(lists=lists)
 
     def flush(self, now: float) -> BatchOutput:
         """The deferred tier's pending work and the throttled lists due by ``now`` (event time), for when no
@@ -546,6 +560,8 @@ class RecommenderStack:
 
 #: The user strategies whose lists do not come from the user model.
 _NOT_USER_MODEL = frozenset({"session", "trending"})
+#: Lists the deferred tier builds between looks at its time budget (~10 ms of user and item lists).
+DEFERRED_CHUNK = 256
 _NO_KEYS = KeyOwner(1, frozenset())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +40,8 @@ class Record:
 Rejects = list[tuple[bytes | None, bytes]]
 P = ParamSpec("P")
 T = TypeVar("T")
+#: The least a deferred run may spend building lists, however short the session step before it.
+MIN_DEFERRED_BUDGET_S = 0.02
 
 
 def parse_records(
@@ -115,9 +118,21 @@ class DeferredPolicy:
 
     max_events: int = 1
     max_delay_s: float = 0.0
+    #: A run builds lists for up to this many times the session step's time before it (at least
+    #: ``MIN_DEFERRED_BUDGET_S``), leaving the rest to the next run: a burst of due lists is spread over
+    #: several batches and still gets as much of the worker as the session lists do.
+    budget_ratio: float = math.inf
 
     def due(self, pending: int, origin: float, now: float) -> bool:
         return pending >= self.max_events or now - origin >= self.max_delay_s
+
+    def budget(self, step_s: float) -> float:
+        """Seconds a run may spend building lists after a session step that took ``step_s``.
+
+        >>> DeferredPolicy(budget_ratio=1.0).budget(0.001), DeferredPolicy(budget_ratio=1.0).budget(2.0)
+        (0.02, 2.0)
+        """
+        return max(MIN_DEFERRED_BUDGET_S, self.budget_ratio * step_s)
 
 
 class BatchHandler:
@@ -166,12 +181,14 @@ class BatchHandler:
         for start in range(0, len(valid), self.step_events):
             step = valid[start : start + self.step_events]
             async with self.lock:
+                began = time.perf_counter()
                 out = await self.in_step_thread(self.stack.process_sessions, step)
+                step_s = time.perf_counter() - began
             self._clock = (max(event.ts for event, _ in step), time.time())
             self._count(out, await self.writer.write(out.lists))
             if self.deferred.due(*self.stack.deferred_backlog(), time.time()):
                 async with self.lock:
-                    out = await self.in_step_thread(self.stack.process_deferred)
+                    out = await self.in_step_thread(self.stack.process_deferred, self.deferred.budget(step_s))
                 self._count(out, await self.writer.write(out.lists))
         if rejects:
             await self.send_dead_letters(rejects)

@@ -40,5 +40,5 @@ def build_handler(settings: WorkerSettings, sink: Sink, send_dead_letters: DeadL
     stack = RecommenderStack(settings.stack_config())
     return BatchHandler(
         stack, RetryingWriter(sink), send_dead_letters, settings.batch_step_events, settings.event_limits(),
-        DeferredPolicy(settings.deferred_max_events, settings.deferred_max_delay_s),
+        DeferredPolicy(settings.deferred_max_events, settings.deferred_max_delay_s, budget_ratio=1.0),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from shopstream.models.engine import RecommenderStack, StackConfig
+from shopstream.models.engine import DEFERRED_CHUNK, RecommenderStack, StackConfig
 from shopstream.models.events import Event, parse_event
 from shopstream.models.ownership import KeyOwner
 from shopstream.models.transitions import ItemTransitions
@@ -33,6 +33,27 @@ def test_hits_are_scored_against_the_list_served_before_the_event() -> None:
     deltas = {(d.model, d.k): d for d in out.scores}  # this batch's counts only
     assert deltas[("session:trending", 10)].predictions == 1
     assert deltas[("session:trending", 10)].hits == 1
+
+
+def test_a_deferred_run_out_of_time_leaves_its_other_lists_to_the_next_run() -> None:
+    """A burst of due lists is built over several runs, the ones left over first, none lost or built twice."""
+    config = StackConfig(top_k=5, session_model="transitions")
+    whole, budgeted = RecommenderStack(config), RecommenderStack(config)
+    burst = [ev(i, f"s{i % 50}", f"i{i}", user=f"u{i % 7}", category=f"c{i % 3}") for i in range(2 * DEFERRED_CHUNK)]
+    expected = {(rec.kind, rec.id): rec.items for rec in whole.process(burst).lists if rec.kind != "session"}
+    budgeted.process_sessions(burst)
+    first = budgeted.process_deferred(budget_s=0.0).lists
+    assert len(first) == DEFERRED_CHUNK  # one chunk, however short the budget
+    assert budgeted.deferred_backlog() == (0, 0.0)  # nothing to learn, lists waiting since origin 0.0
+    late = ev(10_000, "s-late", "i0")
+    budgeted.process_sessions([late])  # a new change joins the lists left over, behind them
+    rest = budgeted.process_deferred(budget_s=0.0).lists + budgeted.process_deferred().lists
+    assert budgeted.deferred_backlog() == (0, float("inf"))
+    again = {("item", "i0"), ("trending", "all")}  # the late event changed them after the first run built them
+    built = [(rec.kind, rec.id) for rec in first + rest if (rec.kind, rec.id) not in again]
+    assert len(built) == len(set(built)) and set(built) | again == set(expected)
+    assert {(rec.kind, rec.id): rec.items for rec in first + rest if (rec.kind, rec.id) not in again} == {
+        key: items for key, items in expected.items() if key not in again}
 
 
 def test_session_lists_fall_back_to_trending_and_are_full_length() -> None:
