@@ -3,13 +3,10 @@
 River's ``FunkMF`` learns one (user, item, target) pair at a time through dicts of factor vectors,
 and ranking a user against the catalogue would call ``predict_one`` per item.
 Here the same squared-loss SGD step with L2 (``learn_one`` is exactly River's update, which a unit
-test checks against ``river.reco.FunkMF``) runs on dense NumPy matrices, and ``learn_many`` gives
-the very result of learning a batch's pairs one by one, in a few vectorised steps: each pair goes
-to the first round after every earlier pair of its user or its item, so within a round no row
-repeats and every row sees its own updates in stream order. Rounds are as many as the longest such
-chain, far fewer than the pairs of a batch spread over many users. Scoring users against the
-catalogue is one matrix product for all of them, and top-k an ``argpartition``. Users and items are
-capped (least recently learned first out, rows reused).
+test checks against ``river.reco.FunkMF``) runs on dense NumPy matrices, and ``learn_many`` learns a
+batch's pairs one by one in one compiled pass (:mod:`~shopstream.models.mf_kernel`). Scoring users
+against the catalogue is one matrix product for all of them, and top-k an ``argpartition``. Users and
+items are capped (least recently learned first out, rows reused).
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ import numpy as np
 from shopstream.models.base import DEFAULT_EVENT_WEIGHTS, Scored, UserRecommender
 from shopstream.models.events import Event
 from shopstream.models.item_index import ItemIndex, PicklesUsedRows, top_k
+from shopstream.models.mf_kernel import sgd_pairs
 
 #: Recent positives kept to draw negatives from: a uniform draw from the stream of positives is a
 #: draw from the (recent) popularity distribution, in O(1) instead of O(catalogue).
@@ -134,10 +132,8 @@ class ImplicitMF(PicklesUsedRows, UserRecommender):
         self._pool: deque[str] = deque(maxlen=_NEGATIVE_POOL)
         self._tau = popularity_half_life_s / math.log(2)
         self._t_ref: float | None = None
-        # (user row, item row, target, round) of the pairs of the batch being learned, and each user's
-        # and item's next free round
-        self._pairs: list[tuple[int, int, float, int]] = []
-        self._next_round: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        # (user row, item row, target) of the pairs of the batch being learned, in stream order
+        self._pairs: list[tuple[int, int, float]] = []
         self.updates = 0  # learning steps taken: lets callers reuse what they derived from the factors
 
     # -- learning ---------------------------------------------------------------------------------
@@ -153,7 +149,7 @@ class ImplicitMF(PicklesUsedRows, UserRecommender):
                 continue
             user_row, history = self._touch_user(event.user_id)
             row = self._touch_item(event.item_id)
-            self._add_pair(user_row, row, target)
+            self._pairs.append((user_row, row, target))
             if target < 0:
                 continue
             if event.type == "purchase" and self.max_history:
@@ -166,39 +162,19 @@ class ImplicitMF(PicklesUsedRows, UserRecommender):
                 negative = self._pool[self._rng.randrange(len(self._pool))]
                 negative_row = self.item_index.get(negative)
                 if negative != event.item_id and negative_row is not None:
-                    self._add_pair(user_row, negative_row, 0.0)
+                    self._pairs.append((user_row, negative_row, 0.0))
             self._pool.append(event.item_id)
         self._step()
 
-    def _add_pair(self, user_row: int, item_row: int, target: float) -> None:
-        next_user, next_item = self._next_round
-        step = max(next_user.get(user_row, 0), next_item.get(item_row, 0))
-        next_user[user_row] = next_item[item_row] = step + 1
-        self._pairs.append((user_row, item_row, target, step))
-
     def _step(self) -> None:
-        """SGD on squared loss with L2 over the pending pairs, one vectorised update per round."""
+        """SGD on squared loss with L2 over the pending pairs, in stream order."""
         if not self._pairs:
             return
-        pairs_array = np.array(self._pairs)
+        pairs = np.array(self._pairs)
         self._pairs.clear()
-        for next_round in self._next_round:
-            next_round.clear()
         self.updates += 1
-        users, items, rounds = (pairs_array[:, col].astype(np.intp) for col in (0, 1, 3))
-        targets = pairs_array[:, 2]
-        order = np.argsort(rounds, kind="stable")
-        for pairs in np.split(order, np.flatnonzero(np.diff(rounds[order])) + 1):
-            # A round of one pair (a customer's invoice is a chain of them) uses plain row views: cheaper
-            # than fancy indexing; both deltas are taken from the factors before either is updated.
-            index = pairs[0] if pairs.size == 1 else pairs
-            u, i = users[index], items[index]
-            p, q = self._user_factors[u], self._factors[i]
-            # minus the squared loss's gradient, 2 * (target - prediction), as River's ``Squared`` gives it
-            g = np.expand_dims(2.0 * (targets[index].astype(np.float32) - (p * q).sum(axis=-1)), -1)
-            du, di = self.lr * (g * q - self.l2 * p), self.lr * (g * p - self.l2 * q)
-            self._user_factors[u] += du
-            self._factors[i] += di
+        users, items = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
+        sgd_pairs(self._user_factors, self._factors, users, items, pairs[:, 2], self.lr, self.l2)
 
     def _new_factors(self) -> np.ndarray:
         return self._init_rng.normal(0.0, self.init_sigma, self.n_factors).astype(np.float32)

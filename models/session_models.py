@@ -7,6 +7,7 @@ the items it learns are learned once and also serve the similar-items lists) wit
 from __future__ import annotations
 
 from shopstream.models.base import SessionRecommender
+from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.transitions import ItemTransitions
@@ -32,8 +33,5 @@ def build_session_model(config: StackConfig, transitions: ItemTransitions) -> Se
     if config.session_model == "vsknn":
         return vsknn(config)
     if config.session_model == "session_blend":
-        # Imported here: its kNN kernels load numba (about 100 MiB and 0.4 s), which no other model needs.
-        from shopstream.models.session_blend import SessionBlend, default_knns
-
         return SessionBlend(transitions, default_knns(BLEND_KNN_WINDOW, config.max_sessions))
     raise ValueError(f"unknown session model {config.session_model!r}")
