@@ -37,14 +37,20 @@ class LRUDict(OrderedDict[K, V]):
         self.capacity = capacity
         self.evictions = 0
 
-    def __getitem__(self, key: K) -> V:
-        value = super().__getitem__(key)
-        self.move_to_end(key)
+    # OrderedDict's C methods bound at definition: every model touches these several times an event, and
+    # ``super()`` and attribute lookups were a third of their cost (~0.55 against ~0.35 µs a set).
+    def __getitem__(  # type: ignore[no-untyped-def]
+        self, key: K, _get=OrderedDict.__getitem__, _to_end=OrderedDict.move_to_end
+    ) -> V:
+        value = _get(self, key)
+        _to_end(self, key)
         return value
 
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
+    def __setitem__(  # type: ignore[no-untyped-def]
+        self, key: K, value: V, _set=OrderedDict.__setitem__, _to_end=OrderedDict.move_to_end
+    ) -> None:
+        _set(self, key, value)
+        _to_end(self, key)
         if len(self) > self.capacity:
             self.popitem(last=False)
             self.evictions += 1
@@ -57,11 +63,13 @@ class LRUDict(OrderedDict[K, V]):
     #: Read without refreshing recency (serving must not keep entries alive); the C ``dict.get``.
     peek = OrderedDict.get
 
-    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+    def get(  # type: ignore[override,no-untyped-def]
+        self, key: K, default: V | None = None, _to_end=OrderedDict.move_to_end
+    ) -> V | None:
         value = OrderedDict.get(self, key, _MISSING)
         if value is _MISSING:
             return default
-        self.move_to_end(key)
+        _to_end(self, key)
         return value  # type: ignore[return-value]
 
     def oldest(self) -> tuple[K, V] | None:
