@@ -15,6 +15,9 @@
 >>> seen = SeenIds(2)
 >>> [seen.first_time(x) for x in ["a", "b", "a", "c", "a"]]
 [True, True, False, True, True]
+>>> import pickle; restored = pickle.loads(pickle.dumps(seen))   # remembers "c", "a", forgets "c" first
+>>> [restored.first_time(x) for x in ["a", "c", "b", "c"]], len(restored)
+([False, False, True, True], 2)
 """
 
 from __future__ import annotations
@@ -132,6 +135,15 @@ class SeenIds:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def __getstate__(self) -> tuple[int, list[str]]:
+        """The ids in arrival order only: the set is rebuilt from them, so a checkpoint pickles each id once."""
+        return self.capacity, list(self._order)
+
+    def __setstate__(self, state: tuple[int, list[str]]) -> None:
+        self.capacity, order = state
+        self._order = deque(order)
+        self._ids = set(order)
 
     def first_time(self, event_id: str) -> bool:
         """True if the id is new (and remember it); False for a duplicate."""
