@@ -18,6 +18,7 @@ from shopstream.models.base import Model
 from shopstream.models.evaluation.loaders import TEST, is_test, load_yoochoose
 from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.events import Event
+from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_models import BLEND_KNN_WINDOW
 from shopstream.models.transitions import ItemTransitions
 
@@ -50,8 +51,6 @@ def main() -> None:
         ", ".join(f"{k}={v}" for k, v in params.items()): (lambda p=params: ItemTransitions(**p)) for params in grid
     }
     if args.blend_scoring:
-        from shopstream.models.session_blend import SessionBlend, default_knns  # loads numba
-
         factories = {
             f"session_blend, score_every={every}, half_life={25_000 / every:g}": (
                 lambda every=every: SessionBlend(

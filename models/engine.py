@@ -281,9 +281,10 @@ class RecommenderStack:
         """The deferred tier: its models learn the pending events, then the user, item, trending and
         forecast lists they changed, and the throttled lists now due, are recomputed.
 
-        Lists are built in chunks of ``DEFERRED_CHUNK`` until ``budget_s`` seconds have passed: the
-        rest are built first by the next call, so a burst of due lists (every item touched in one refresh
-        interval comes due at once) does not hold the next session step back for its whole length."""
+        Lists are built in chunks of ``DEFERRED_CHUNK`` until ``budget_s`` seconds have passed (the learning, the
+        forecaster's and a separate item model's, is not bounded: it is a fraction of a µs an event): the rest are
+        built first by the next call, so a burst of due lists (every item touched in one refresh interval comes
+        due at once) does not hold the next session step back for its whole length."""
         events, self._deferred_events = self._deferred_events, []
         touched, self._deferred_touched = self._deferred_touched, {}
         origin, self._deferred_origin = self._deferred_origin, math.inf
@@ -294,7 +295,9 @@ class RecommenderStack:
         if self.forecaster.periods > periods and owns("all"):
             # A window closed (any event moves the watermark): the shop forecast changed even without a purchase.
             touched.setdefault(("forecast_shop", "all"), origin)
-        touched.update(self._throttle.due(self._now))
+        for key, released in self._throttle.due(self._now):  # a list left over by the last run keeps its origin
+            if released < touched.get(key, math.inf):
+                touched[key] = released
         self._hold(touched)  # pending since before a checkpoint: written when the hold ends
         # Keys marked while this stack held their slot; a rebalance may have dealt it to another worker since.
         keys = [(key, o) for key, o in touched.items() if owns(key[1])]

@@ -142,7 +142,7 @@ class ImplicitMF(PicklesUsedRows, UserRecommender):
         self.learn_many((event,))
 
     def learn_many(self, events: Iterable[Event]) -> None:
-        """Collect the batch's pairs (positives and sampled negatives), then learn them round by round."""
+        """Collect the batch's pairs (positives and sampled negatives), then learn them in stream order."""
         for event in events:
             target = self._targets.get(event.type, 0.0)
             if event.user_id is None or target == 0.0:

@@ -1,12 +1,11 @@
 """The compiled SGD pass of :class:`~shopstream.models.mf.ImplicitMF`: a batch's (user, item, target) pairs, one
 after the other, each River's ``FunkMF`` step (squared loss, L2).
 
-A live step learns a few hundred pairs whose users and items repeat (negatives are drawn from recent positives),
-so vectorised NumPy needed one round of a dozen small-array calls per chain of repeats: ~60 µs a round, eight
-rounds a 100-event step, 5.7 µs an event of the live path (``python -m shopstream.bench.stack_breakdown``). A
-compiled loop takes the pairs in stream order, which is also the definition: ``tests/unit/test_mf.py`` holds
-it to ``river.reco.FunkMF`` pair by pair. Compiled once per install (``cache=True``), then loaded from
-``__pycache__``.
+A live step's pairs repeat users and items (negatives are drawn from recent positives), so NumPy needed a round
+of small-array calls per chain of repeats; a compiled loop in stream order is both cheaper and the definition
+(``tests/unit/test_mf.py`` holds it to ``river.reco.FunkMF``; figures in docs/performance.md). numba's cache
+(``cache=True``) is ``NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside this file (the image sets the
+former and compiles the kernels into it at build).
 """
 
 from __future__ import annotations

@@ -120,8 +120,8 @@ class DeferredPolicy:
     max_delay_s: float = 0.0
     #: A run builds lists for up to this many times the session step's time before it (at least
     #: ``MIN_DEFERRED_BUDGET_S``), leaving the rest to the next run: a burst of due lists is spread over
-    #: several batches and still gets as much of the worker as the session lists do.
-    budget_ratio: float = math.inf
+    #: several batches and still gets as much of the worker as the session lists do. None: no bound.
+    budget_ratio: float | None = None
 
     def due(self, pending: int, origin: float, now: float) -> bool:
         return pending >= self.max_events or now - origin >= self.max_delay_s
@@ -131,7 +131,11 @@ class DeferredPolicy:
 
         >>> DeferredPolicy(budget_ratio=1.0).budget(0.001), DeferredPolicy(budget_ratio=1.0).budget(2.0)
         (0.02, 2.0)
+        >>> DeferredPolicy().budget(0.0)
+        inf
         """
+        if self.budget_ratio is None:
+            return math.inf
         return max(MIN_DEFERRED_BUDGET_S, self.budget_ratio * step_s)
 
 

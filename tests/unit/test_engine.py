@@ -47,13 +47,25 @@ def test_a_deferred_run_out_of_time_leaves_its_other_lists_to_the_next_run() -> 
     assert budgeted.deferred_backlog() == (0, 0.0)  # nothing to learn, lists waiting since origin 0.0
     late = ev(10_000, "s-late", "i0")
     budgeted.process_sessions([late])  # a new change joins the lists left over, behind them
-    rest = budgeted.process_deferred(budget_s=0.0).lists + budgeted.process_deferred().lists
+    second = budgeted.process_deferred(budget_s=0.0).lists
+    left_over = [key for key in expected if key not in {(rec.kind, rec.id) for rec in first}]
+    assert [(rec.kind, rec.id) for rec in second] == left_over[:DEFERRED_CHUNK]  # first in, first built
+    rest = second + budgeted.process_deferred().lists
     assert budgeted.deferred_backlog() == (0, float("inf"))
     again = {("item", "i0"), ("trending", "all")}  # the late event changed them after the first run built them
     built = [(rec.kind, rec.id) for rec in first + rest if (rec.kind, rec.id) not in again]
     assert len(built) == len(set(built)) and set(built) | again == set(expected)
     assert {(rec.kind, rec.id): rec.items for rec in first + rest if (rec.kind, rec.id) not in again} == {
         key: items for key, items in expected.items() if key not in again}
+
+
+def test_lists_left_over_for_slots_dealt_away_are_not_built() -> None:
+    stack = RecommenderStack(StackConfig(top_k=5, session_model="transitions"))
+    stack.process_sessions([ev(i, f"s{i}", f"i{i}", user=f"u{i}") for i in range(2 * DEFERRED_CHUNK)])
+    stack.process_deferred(budget_s=0.0)
+    assert stack.deferred_backlog() == (0, 0.0)  # lists left over
+    stack.owner = KeyOwner(1, frozenset())  # a rebalance dealt every slot to another worker
+    assert stack.process_deferred().lists == [] and stack.deferred_backlog() == (0, float("inf"))
 
 
 def test_session_lists_fall_back_to_trending_and_are_full_length() -> None:

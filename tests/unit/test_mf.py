@@ -73,7 +73,7 @@ def test_one_event_at_a_time_is_rivers_funk_mf_step():
 
 
 def test_a_batch_learns_exactly_what_one_event_at_a_time_learns():
-    """``learn_many`` reorders the pairs into conflict-free rounds: the factors end as a sequential pass."""
+    """``learn_many`` learns a batch's pairs in one pass: the factors end as one event at a time leaves them."""
     batched, sequential = ImplicitMF(n_factors=4, n_negatives=2, seed=5), ImplicitMF(n_factors=4, n_negatives=2, seed=5)
     rng = np.random.default_rng(2)
     stream = [_buy(n, f"u{rng.integers(9)}", f"i{rng.integers(13)}", "add_to_cart") for n in range(2000)]
