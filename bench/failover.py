@@ -72,6 +72,7 @@ def run(bootstrap: str, redis_url: str, args: argparse.Namespace) -> dict[str, f
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url,
         "SHOPSTREAM_EVENTS_TOPIC": f"bench-failover-{run_id}-events",
         "SHOPSTREAM_DLQ_TOPIC": f"bench-failover-{run_id}-dlq",
+        "SHOPSTREAM_CHECKPOINT_TOPIC": f"bench-failover-{run_id}-checkpoints",
         "SHOPSTREAM_TOPIC_PARTITIONS": str(args.partitions), "SHOPSTREAM_KEY_PREFIX": prefix,
         "SHOPSTREAM_APP_ID": f"bench-failover-{run_id}", "SHOPSTREAM_WEB_HOST": "127.0.0.1",
         "SHOPSTREAM_SESSION_TIMEOUT_S": str(args.session_timeout_s), "SHOPSTREAM_LOG_LEVEL": "warn",
@@ -130,7 +131,7 @@ def run(bootstrap: str, redis_url: str, args: argparse.Namespace) -> dict[str, f
         producer.close()
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="shopstream-bench")
         admin.delete_topics([env["SHOPSTREAM_EVENTS_TOPIC"], env["SHOPSTREAM_DLQ_TOPIC"],
-                             f"{env['SHOPSTREAM_APP_ID']}.members"])
+                             env["SHOPSTREAM_CHECKPOINT_TOPIC"], f"{env['SHOPSTREAM_APP_ID']}.members"])
         admin.close()
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if stale:

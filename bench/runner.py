@@ -70,7 +70,10 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix=f"shopstream-{run_id}-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    topics = {name: f"{run_id}-{name}" for name in ("events", "dlq", "naive", "collector", "collector-dlq")}
+    # The workers' checkpoints too: a restore reads its checkpoint topic whole, and one shared with earlier runs
+    # (their last checkpoints are never deleted) made it read every earlier run's as well.
+    topics = {name: f"{run_id}-{name}"
+              for name in ("events", "dlq", "naive", "collector", "collector-dlq", "checkpoints")}
     prefix = f"{run_id}:"
     result: dict[str, Any] = {
         "run_id": run_id,
@@ -115,6 +118,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
             "REDIS_URL": redis_url,
             "SHOPSTREAM_EVENTS_TOPIC": topics["events"],
             "SHOPSTREAM_DLQ_TOPIC": topics["dlq"],
+            "SHOPSTREAM_CHECKPOINT_TOPIC": topics["checkpoints"],
             "SHOPSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
             "SHOPSTREAM_APP_ID": f"{run_id}-worker",
             "SHOPSTREAM_KEY_PREFIX": prefix,
