@@ -84,7 +84,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
         "loadavg_start": machine.load_average(),
         "workdir": str(workdir),
     }
-    await ensure_topics(bootstrap, list(topics.values()), PARTITIONS)
+    await ensure_topics(bootstrap, [t for name, t in topics.items() if name != "checkpoints"], PARTITIONS)
     try:
         log(f"preloading {cfg.events} events into {topics['events']} ({PARTITIONS} partitions)")
         loaded = await preload(

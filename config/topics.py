@@ -91,3 +91,10 @@ async def ensure_worker_topics(settings: WorkerSettings) -> None:
             f"the members topic {members} has {found} partitions but SHOPSTREAM_TOPIC_PARTITIONS is "
             f"{settings.topic_partitions}: every worker of a group must use the topic's count (docs/operations.md)"
         )
+    # A restore reads partition 0 only: a topic made elsewhere with more partitions would hide the checkpoints.
+    found = len(await topic_partitions(settings.kafka_bootstrap_servers, settings.checkpoint_topic, **options))
+    if found != 1:
+        raise SystemExit(
+            f"the checkpoint topic {settings.checkpoint_topic} has {found} partitions: it must have one, compacted "
+            f"(SHOPSTREAM_CHECKPOINT_TOPIC; docs/configuration.md)"
+        )

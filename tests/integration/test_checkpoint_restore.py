@@ -290,6 +290,15 @@ async def test_a_worker_refuses_a_members_topic_of_another_slot_count(kafka_boot
                                                   topic_partitions=6))
 
 
+async def test_a_worker_refuses_a_checkpoint_topic_of_several_partitions(kafka_bootstrap: str) -> None:
+    """A restore reads partition 0 only: checkpoints keyed onto other partitions would make every restart cold."""
+    topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [topic], 8)
+    with pytest.raises(SystemExit, match=f"the checkpoint topic {topic} has 8 partitions"):
+        await ensure_worker_topics(WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, checkpoint_topic=topic,
+                                                  app_id=f"test-ckpt-{uuid.uuid4().hex[:8]}", topic_partitions=4))
+
+
 async def test_the_checkpoint_topic_is_made_with_segments_compaction_can_clean(kafka_bootstrap: str) -> None:
     """Compaction never cleans the active segment: with Kafka's 1 GiB default every checkpoint since the last roll
     stays in the log a restore reads."""
