@@ -70,10 +70,10 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix=f"shopstream-{run_id}-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    # The workers' checkpoints too: a restore reads its checkpoint topic whole, and one shared with earlier runs
-    # (their last checkpoints are never deleted) made it read every earlier run's as well.
-    topics = {name: f"{run_id}-{name}"
-              for name in ("events", "dlq", "naive", "collector", "collector-dlq", "checkpoints")}
+    topics = {name: f"{run_id}-{name}" for name in ("events", "dlq", "naive", "collector", "collector-dlq")}
+    # The workers make their checkpoint topic (one partition): a restore reads it whole, and one shared with
+    # earlier runs (their last checkpoints are never deleted) made it read every earlier run's as well.
+    checkpoint_topic = f"{run_id}-checkpoints"
     prefix = f"{run_id}:"
     result: dict[str, Any] = {
         "run_id": run_id,
@@ -84,7 +84,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
         "loadavg_start": machine.load_average(),
         "workdir": str(workdir),
     }
-    await ensure_topics(bootstrap, [t for name, t in topics.items() if name != "checkpoints"], PARTITIONS)
+    await ensure_topics(bootstrap, list(topics.values()), PARTITIONS)
     try:
         log(f"preloading {cfg.events} events into {topics['events']} ({PARTITIONS} partitions)")
         loaded = await preload(
@@ -118,7 +118,7 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
             "REDIS_URL": redis_url,
             "SHOPSTREAM_EVENTS_TOPIC": topics["events"],
             "SHOPSTREAM_DLQ_TOPIC": topics["dlq"],
-            "SHOPSTREAM_CHECKPOINT_TOPIC": topics["checkpoints"],
+            "SHOPSTREAM_CHECKPOINT_TOPIC": checkpoint_topic,
             "SHOPSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
             "SHOPSTREAM_APP_ID": f"{run_id}-worker",
             "SHOPSTREAM_KEY_PREFIX": prefix,
@@ -226,6 +226,6 @@ async def run(cfg: BenchConfig, log: Any = print) -> dict[str, Any]:
         result["loadavg_end"] = machine.load_average()
         with contextlib.suppress(Exception):
             await _delete_keys(redis_url, prefix)
-        await delete_topics(bootstrap, list(topics.values()))
+        await delete_topics(bootstrap, [*topics.values(), checkpoint_topic])
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return result

@@ -78,23 +78,22 @@ CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(32 
 
 async def ensure_worker_topics(settings: WorkerSettings) -> None:
     """The members topic (one partition per key slot) and the checkpoint topic (one partition, compacted:
-    only each key's latest value is needed). A members topic made earlier with another partition count would
-    leave slots no worker holds (their keys never written): the worker refuses to start."""
+    only each key's latest value is needed)."""
+    # A members topic of another partition count would leave slots no worker holds (their keys never written).
+    await _ensure_partitions(settings, members_topic(settings), settings.topic_partitions, None,
+                             f"SHOPSTREAM_TOPIC_PARTITIONS is {settings.topic_partitions}: every worker of a group "
+                             f"must use the topic's count (docs/operations.md)")
+    # A restore reads partition 0 only: checkpoints keyed onto other partitions would make every restart cold.
+    await _ensure_partitions(settings, settings.checkpoint_topic, 1, CHECKPOINT_TOPIC_CONFIG,
+                             "it must have one, compacted (SHOPSTREAM_CHECKPOINT_TOPIC; docs/configuration.md)")
+
+
+async def _ensure_partitions(
+    settings: WorkerSettings, topic: str, partitions: int, config: Mapping[str, str] | None, requirement: str
+) -> None:
+    """Create ``topic`` if missing; a topic made earlier with another partition count: the worker refuses to start."""
     options = settings.kafka_security_options()
-    members = members_topic(settings)
-    await ensure_topics(settings.kafka_bootstrap_servers, [members], settings.topic_partitions, **options)
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.checkpoint_topic], 1, CHECKPOINT_TOPIC_CONFIG,
-                        **options)
-    found = len(await topic_partitions(settings.kafka_bootstrap_servers, members, **options))
-    if found != settings.topic_partitions:
-        raise SystemExit(
-            f"the members topic {members} has {found} partitions but SHOPSTREAM_TOPIC_PARTITIONS is "
-            f"{settings.topic_partitions}: every worker of a group must use the topic's count (docs/operations.md)"
-        )
-    # A restore reads partition 0 only: a topic made elsewhere with more partitions would hide the checkpoints.
-    found = len(await topic_partitions(settings.kafka_bootstrap_servers, settings.checkpoint_topic, **options))
-    if found != 1:
-        raise SystemExit(
-            f"the checkpoint topic {settings.checkpoint_topic} has {found} partitions: it must have one, compacted "
-            f"(SHOPSTREAM_CHECKPOINT_TOPIC; docs/configuration.md)"
-        )
+    await ensure_topics(settings.kafka_bootstrap_servers, [topic], partitions, config, **options)
+    found = len(await topic_partitions(settings.kafka_bootstrap_servers, topic, **options))
+    if found != partitions:
+        raise SystemExit(f"the topic {topic} has {found} partitions but {requirement}")

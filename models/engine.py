@@ -306,7 +306,7 @@ class RecommenderStack:
         for start in range(0, len(keys), DEFERRED_CHUNK):
             if start and time.perf_counter() >= deadline:
                 self._deferred_touched = dict(keys[start:])
-                self._deferred_origin = min(o for _, o in keys[start:])
+                self._deferred_origin = min(self._deferred_touched.values())
                 break
             lists += self._recompute_all(dict(keys[start : start + DEFERRED_CHUNK]))
         return BatchOutput(lists=lists)

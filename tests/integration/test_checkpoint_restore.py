@@ -294,7 +294,7 @@ async def test_a_worker_refuses_a_checkpoint_topic_of_several_partitions(kafka_b
     """A restore reads partition 0 only: checkpoints keyed onto other partitions would make every restart cold."""
     topic = f"test-ckpt-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [topic], 8)
-    with pytest.raises(SystemExit, match=f"the checkpoint topic {topic} has 8 partitions"):
+    with pytest.raises(SystemExit, match=f"the topic {topic} has 8 partitions but it must have one"):
         await ensure_worker_topics(WorkerSettings(kafka_bootstrap_servers=kafka_bootstrap, checkpoint_topic=topic,
                                                   app_id=f"test-ckpt-{uuid.uuid4().hex[:8]}", topic_partitions=4))
 
