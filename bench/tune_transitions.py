@@ -20,14 +20,12 @@ from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.events import Event
 from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_models import BLEND_KNN_WINDOW
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 
 GRID = {
     "recency": (0.0, 0.2, 0.5),
     "covisit_weight": (0.0, 0.1, 0.3),
     "window": (3, 5),
-    # a speed setting: fewer rebuilds of an item's vote, for a little accuracy (docs/evaluation.md)
-    "vote_staleness": (0.0, 0.05, 0.1),
 }
 
 
@@ -48,13 +46,13 @@ def main() -> None:
     train = [e for e in load_yoochoose(args.path) if not is_test(e)]
     grid = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     factories: dict[str, Callable[[], Model]] = {
-        ", ".join(f"{k}={v}" for k, v in params.items()): (lambda p=params: ItemTransitions(**p)) for params in grid
+        ", ".join(f"{k}={v}" for k, v in params.items()): (lambda p=params: IndexedTransitions(**p)) for params in grid
     }
     if args.blend_scoring:
         factories = {
             f"session_blend, score_every={every}, half_life={25_000 / every:g}": (
                 lambda every=every: SessionBlend(
-                    ItemTransitions(), default_knns(BLEND_KNN_WINDOW), score_every=every, half_life=25_000 / every
+                    IndexedTransitions(), default_knns(BLEND_KNN_WINDOW), score_every=every, half_life=25_000 / every
                 )
             )
             for every in (50, 100, 200)

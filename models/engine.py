@@ -45,7 +45,7 @@ from shopstream.models.session_models import build_session_model
 from shopstream.models.stack_config import StackConfig
 from shopstream.models.strategies import OutcomeCounts, build_experiment
 from shopstream.models.throttle import RefreshThrottle
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 from shopstream.models.trending import Trending
 
 
@@ -82,7 +82,7 @@ class RecommenderStack:
         user_model: UserRecommender | None = None,
     ) -> None:
         self.config = config = config or StackConfig()
-        transitions = ItemTransitions(
+        transitions = IndexedTransitions(
             max_items=config.max_items, max_sessions=config.max_sessions, session_ttl_s=config.session_ttl_s
         )
         self.session_model = session_model or build_session_model(config, transitions)

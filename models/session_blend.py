@@ -30,7 +30,8 @@ from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.events import Event
 from shopstream.models.session_index import IndexedSessionKNN, KnnGroup, SessionIndex
 from shopstream.models.session_knn_kernel import blended
-from shopstream.models.transitions import POSITIVE_TYPES, ItemTransitions
+from shopstream.models.transitions import POSITIVE_TYPES, SessionTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 
 #: The list length the components are scored at: the served list's length.
 SCORED_K = 20
@@ -86,11 +87,9 @@ class SessionBlend(SessionRecommender, ItemRecommender):
     """
 
     name = "session_blend"
-    exact_serving = ItemTransitions.exact_serving  # serving reads the transitions' vote cache
-
     def __init__(
         self,
-        transitions: ItemTransitions | None = None,
+        transitions: SessionTransitions | None = None,
         others: Sequence[SessionRecommender] | None = None,
         depth: int = 100,
         score_every: int = 100,
@@ -100,7 +99,7 @@ class SessionBlend(SessionRecommender, ItemRecommender):
     ) -> None:
         if min(depth, score_every) < 1 or half_life <= 0 or power <= 0:
             raise ValueError("depth, score_every, half_life and power must be positive")
-        self.transitions = transitions or ItemTransitions()
+        self.transitions = transitions or IndexedTransitions()
         self.components: tuple[SessionRecommender, ...] = (self.transitions, *(others or default_knns()))
         self.depth = depth
         self.score_every = score_every
@@ -165,6 +164,11 @@ class SessionBlend(SessionRecommender, ItemRecommender):
 
     def uncached(self) -> AbstractContextManager[None]:
         return self.transitions.uncached()
+
+    @property
+    def exact_serving(self) -> bool:  # type: ignore[override]
+        """As exact as the transitions' serving (the kNNs' is)."""
+        return self.transitions.exact_serving
 
     # -- serving --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from shopstream.models.base import SessionRecommender
 from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.stack_config import StackConfig
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions import SessionTransitions
 
 #: Recent items per session the blend's kNN keeps: a session's similarity leans on its last items anyway
 #: (position weights), and a long basket would otherwise cost a list update per item on every click.
@@ -25,7 +25,7 @@ def vsknn(config: StackConfig) -> SessionKNN:
     )
 
 
-def build_session_model(config: StackConfig, transitions: ItemTransitions) -> SessionRecommender:
+def build_session_model(config: StackConfig, transitions: SessionTransitions) -> SessionRecommender:
     """The configured session model; V-SKNN forgets sessions idle past the TTL, the blend's kNN only by its cap
     (an idle session is still a neighbour: on a shop with few sessions an hour, months of them are)."""
     if config.session_model == "transitions":

@@ -39,7 +39,7 @@ from shopstream.models.events import Event
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.session_models import vsknn
 from shopstream.models.stack_config import StackConfig
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions import SessionTransitions
 from shopstream.models.trending import Trending
 
 #: Outcome counts of a batch, by ``(surface, strategy, kind)``.
@@ -282,7 +282,7 @@ class StrategyExperiment:
 
 
 def build_experiment(
-    config: StackConfig, transitions: ItemTransitions, session_model: SessionRecommender,
+    config: StackConfig, transitions: SessionTransitions, session_model: SessionRecommender,
     item_model: ItemRecommender, trending: Trending, user_model: UserRecommender,
 ) -> StrategyExperiment:
     """The experiment over the stack's own models: an arm that is a model the stack already runs is that

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
 from shopstream.models.bounded import LRUDict
@@ -106,8 +107,10 @@ class NeighbourGraph:
         return dict(heapq.nlargest(self.max_neighbours, edges.items(), key=itemgetter(1)))
 
 
-class ItemTransitions(SessionRecommender, ItemRecommender):
-    """Next items for a session from its recent items' transitions; similar items from co-visits.
+class SessionTransitions(SessionRecommender, ItemRecommender):
+    """What both item graphs share: sessions' recent items (capped, expiring by event time) and the order in which
+    clicks reach the graphs. Subclasses hold the graphs: :meth:`_learn_click` gets each click after the first of a
+    session, with the session's recent items, and :meth:`_learned` ends a batch.
 
     Parameters
     ----------
@@ -125,6 +128,102 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         Weight of co-visitation against direct transitions when predicting the next item.
     recency
         Vote of the item ``p`` steps back from the session's last one: ``recency ** p``.
+    """
+
+    name = "transitions"
+
+    def __init__(
+        self,
+        window: int = 3,
+        max_items: int = 200_000,
+        max_neighbours: int = 50,
+        max_sessions: int = 200_000,
+        session_ttl_s: float = 3600.0,
+        covisit_weight: float = 0.1,
+        recency: float = 0.2,
+    ) -> None:
+        self.window = window
+        self.max_items = max_items
+        self.max_neighbours = max_neighbours
+        self.max_sessions = max_sessions
+        self.session_ttl_s = session_ttl_s
+        self.covisit_weight = covisit_weight
+        self.recency = recency
+        self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
+        self.expired_sessions = 0
+        # When the least recently active session (``_front``) times out: no session is checked before then,
+        # unless the front itself moves (touched, evicted), which is when the old per-event check would
+        # have seen another front.
+        self._next_expiry = -math.inf
+        self._front: str | None = None
+
+    def learn_one(self, event: Event) -> None:
+        self.learn_many([event])
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Learn in order, each event's edge weights added before the next event's: learning a batch equals
+        learning its events one by one, exactly (which items are pruned over their neighbour cap, which the
+        item cap evicts, every float sum), so the model is the same however a stream was cut into batches."""
+        window, learn_click = self.window, self._learn_click
+        for event in events:
+            if event.type not in POSITIVE_TYPES:
+                continue
+            if event.ts >= self._next_expiry:
+                self._expire(event.ts)
+            state = self._sessions.get(event.session_id)  # moves it to the back
+            if state is None:
+                if len(self._sessions) >= self.max_sessions:
+                    self._next_expiry = -math.inf  # the cap evicts the front: the next front decides
+                state = self._sessions[event.session_id] = SessionState()
+            elif event.session_id == self._front:
+                self._next_expiry = -math.inf
+            item, recent = event.item_id, state.items
+            if recent:  # repeats included: a re-click is a common next event
+                learn_click(recent, item)
+            recent.append(item)
+            if len(recent) > window:
+                del recent[0]
+            state.last_ts = max(state.last_ts, event.ts)
+        self._learned()
+
+    def _learn_click(self, recent: list[str], item: str) -> None:
+        """``item`` clicked after ``recent`` (oldest first): the last of them gains a transition to it; it and
+        each other recent item ``d`` steps back co-visit with weight ``1/d``."""
+        raise NotImplementedError
+
+    def _learned(self) -> None:
+        """The batch's clicks have all been given to :meth:`_learn_click`."""
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.session_ttl_s
+        while (oldest := self._sessions.oldest()) is not None and oldest[1].last_ts < horizon:
+            self._sessions.popitem(last=False)
+            self.expired_sessions += 1
+        self._front = None if oldest is None else oldest[0]
+        self._next_expiry = -math.inf if oldest is None else oldest[1].last_ts + self.session_ttl_s
+
+    def session_items(self, session_id: str) -> list[str]:
+        state = self._sessions.peek(session_id)
+        return [] if state is None else list(state.items)
+
+    def _graph_size(self) -> tuple[int, int]:
+        """Items held and item evictions so far."""
+        raise NotImplementedError
+
+    def size(self) -> dict[str, int]:
+        return {"items": self._graph_size()[0], "sessions": len(self._sessions)}
+
+    def evictions(self) -> dict[str, int]:
+        return {"items": self._graph_size()[1], "sessions": self._sessions.evictions}
+
+
+class ItemTransitions(SessionTransitions):
+    """Next items for a session from its recent items' transitions; similar items from co-visits: in dicts, with
+    each item's vote cached (the reference that :class:`~shopstream.models.transitions_index.IndexedTransitions`,
+    which the stack serves, is checked against).
+
+    Parameters: :class:`SessionTransitions`', and
+
     vote_staleness
         An item's normalised vote is recomputed once the weight added to its edges exceeds this
         share of the weight it was computed from (0 recomputes on every change).
@@ -142,100 +241,42 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
     []
     """
 
-    name = "transitions"
     exact_serving = False  # an item's votes are cached when served, until its edges grew by vote_staleness
     _cache_votes = True  # False inside ``uncached``
 
-    def __init__(
-        self,
-        window: int = 3,
-        max_items: int = 200_000,
-        max_neighbours: int = 50,
-        max_sessions: int = 200_000,
-        session_ttl_s: float = 3600.0,
-        covisit_weight: float = 0.1,
-        recency: float = 0.2,
-        vote_staleness: float = 0.05,
-    ) -> None:
-        self.window = window
-        self.max_items = max_items
-        self.max_neighbours = max_neighbours
-        self.max_sessions = max_sessions
-        self.session_ttl_s = session_ttl_s
-        self.covisit_weight = covisit_weight
-        self.recency = recency
+    def __init__(self, *args: Any, vote_staleness: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.vote_staleness = vote_staleness
-        self._next = NeighbourGraph(max_items, max_neighbours)
-        self._covisit = NeighbourGraph(max_items, max_neighbours)
-        self._sessions: LRUDict[str, SessionState] = LRUDict(max_sessions)
+        self._next = NeighbourGraph(self.max_items, self.max_neighbours)
+        self._covisit = NeighbourGraph(self.max_items, self.max_neighbours)
         # Each item's vote for the next item (its transitions and co-visits, normalised and merged),
         # kept until the weight added to its edges since exceeds ``vote_staleness`` of the weight it
         # was built from: a popular item is in many sessions at once and changes by little each event.
-        self._votes: LRUDict[str, _Votes] = LRUDict(max_items)
-        self.expired_sessions = 0
-        # When the least recently active session (``_front``) times out: no session is checked before then,
-        # unless the front itself moves (touched, evicted), which is when the old per-event check would
-        # have seen another front.
-        self._next_expiry = -math.inf
-        self._front: str | None = None
+        self._votes: LRUDict[str, _Votes] = LRUDict(self.max_items)
+        self._grew: dict[str, float] = {}  # weight added to each item's vote in this batch
 
-    def learn_one(self, event: Event) -> None:
-        self.learn_many([event])
+    def _learn_click(self, recent: list[str], item: str) -> None:
+        covisit_weight, grew = self.covisit_weight, self._grew
+        last = recent[-1]
+        self._next.add(last, item, 1.0)
+        grew[last] = grew.get(last, 0.0) + 1.0
+        covisits: dict[str, dict[str, float]] = {}
+        for distance, other in enumerate(reversed(recent), start=1):
+            if other != item:
+                weight = 1.0 / distance
+                added = covisits.setdefault(other, {})
+                added[item] = added.get(item, 0.0) + weight
+                added = covisits.setdefault(item, {})
+                added[other] = added.get(other, 0.0) + weight
+                grew[other] = grew.get(other, 0.0) + covisit_weight * weight
+                grew[item] = grew.get(item, 0.0) + covisit_weight * weight
+        if covisits:
+            self._covisit.add_many(covisits)
 
-    def learn_many(self, events: Iterable[Event]) -> None:
-        """Learn in order, each event's edge weights added before the next event's: learning a batch equals
-        learning its events one by one, exactly (which items are pruned over their neighbour cap, which the
-        item cap evicts, every float sum), so the model is the same however a stream was cut into batches."""
-        window, covisit_weight = self.window, self.covisit_weight
-        add_transition, add_covisits = self._next.add, self._covisit.add_many
-        grew: dict[str, float] = {}  # weight added to each item's vote
-        for event in events:
-            if event.type not in POSITIVE_TYPES:
-                continue
-            if event.ts >= self._next_expiry:
-                self._expire(event.ts)
-            state = self._sessions.get(event.session_id)  # moves it to the back
-            if state is None:
-                if len(self._sessions) >= self.max_sessions:
-                    self._next_expiry = -math.inf  # the cap evicts the front: the next front decides
-                state = self._sessions[event.session_id] = SessionState()
-            elif event.session_id == self._front:
-                self._next_expiry = -math.inf
-            item, recent = event.item_id, state.items
-            if recent:  # repeats included: a re-click is a common next event
-                last = recent[-1]
-                add_transition(last, item, 1.0)
-                grew[last] = grew.get(last, 0.0) + 1.0
-                covisits: dict[str, dict[str, float]] = {}
-                for distance, other in enumerate(reversed(recent), start=1):
-                    if other != item:
-                        weight = 1.0 / distance
-                        added = covisits.setdefault(other, {})
-                        added[item] = added.get(item, 0.0) + weight
-                        added = covisits.setdefault(item, {})
-                        added[other] = added.get(other, 0.0) + weight
-                        grew[other] = grew.get(other, 0.0) + covisit_weight * weight
-                        grew[item] = grew.get(item, 0.0) + covisit_weight * weight
-                if covisits:
-                    add_covisits(covisits)
-            recent.append(item)
-            if len(recent) > window:
-                del recent[0]
-            state.last_ts = max(state.last_ts, event.ts)
-        for item, weight in grew.items():
+    def _learned(self) -> None:
+        for item, weight in self._grew.items():
             self._edges_grew(item, weight)
-
-    def _expire(self, now: float) -> None:
-        horizon = now - self.session_ttl_s
-        while (oldest := self._sessions.oldest()) is not None and oldest[1].last_ts < horizon:
-            self._sessions.popitem(last=False)
-            self.expired_sessions += 1
-        self._front = None if oldest is None else oldest[0]
-        self._next_expiry = -math.inf if oldest is None else oldest[1].last_ts + self.session_ttl_s
-
-    def session_items(self, session_id: str) -> list[str]:
-        state = self._sessions.peek(session_id)
-        return [] if state is None else list(state.items)
+        self._grew.clear()
 
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
         state = self._sessions.peek(session_id)
@@ -299,8 +340,5 @@ class ItemTransitions(SessionRecommender, ItemRecommender):
         norm = math.fsum(w for _, w in edges)
         return [(item, w / norm) for item, w in edges[:k]]
 
-    def size(self) -> dict[str, int]:
-        return {"items": len(self._covisit), "sessions": len(self._sessions)}
-
-    def evictions(self) -> dict[str, int]:
-        return {"items": self._covisit.evictions + self._next.evictions, "sessions": self._sessions.evictions}
+    def _graph_size(self) -> tuple[int, int]:
+        return len(self._covisit), self._covisit.evictions + self._next.evictions

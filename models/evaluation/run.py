@@ -30,7 +30,7 @@ from shopstream.models.repeat_blend import RepeatBuyBlend
 from shopstream.models.session_knn import SessionKNN
 from shopstream.models.session_models import build_session_model
 from shopstream.models.stack_config import StackConfig
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 
 #: Online Retail's test part starts here (baselines.md).
 ONLINE_RETAIL_TEST_START = datetime(2011, 11, 9, tzinfo=UTC).timestamp()
@@ -59,9 +59,9 @@ def default_session_models() -> dict[str, Callable[[], Model]]:
             idf_weighting=1,
         ),
         # The worker's default session model; its defaults were chosen on the last day of the train file.
-        "transitions": ItemTransitions,
+        "transitions": IndexedTransitions,
         # The worker's opt-in blend, built as the worker builds it (on this run's own transitions model).
-        "session_blend": lambda: build_session_model(StackConfig(session_model="session_blend"), ItemTransitions()),
+        "session_blend": lambda: build_session_model(StackConfig(session_model="session_blend"), IndexedTransitions()),
         "popularity": Popularity,
         "recent_popularity": RecentPopularity,
     }

@@ -7,7 +7,7 @@ import pickle
 from shopstream.models.engine import DEFERRED_CHUNK, RecommenderStack, StackConfig
 from shopstream.models.events import Event, parse_event
 from shopstream.models.ownership import KeyOwner
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 from shopstream.models.trending import Trending
 from shopstream.producers.synthetic import SyntheticTraffic
 
@@ -142,7 +142,7 @@ def test_trending_decays_and_transitions_expire_sessions() -> None:
     for i, item in enumerate(["a", "a", "b", "c", "d"]):
         trending.learn_one(ev(i, "s", item, ts=T0 + (0 if item == "a" else 100))[0])
     assert len(trending.top(10)) == 3 and "a" not in dict(trending.top(10))  # old "a" was the weakest
-    transitions = ItemTransitions(session_ttl_s=60.0)
+    transitions = IndexedTransitions(session_ttl_s=60.0)
     transitions.learn_one(ev(0, "old", "a")[0])
     transitions.learn_one(ev(1, "new", "b", ts=T0 + 1000)[0])
     assert transitions.recommend_session("old", 3) == [] and transitions.size()["sessions"] == 1

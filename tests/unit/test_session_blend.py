@@ -12,7 +12,7 @@ from shopstream.models.evaluation.session_protocol import evaluate_sessions
 from shopstream.models.events import Event
 from shopstream.models.session_blend import SessionBlend, default_knns
 from shopstream.models.session_knn import SessionKNN
-from shopstream.models.transitions import ItemTransitions
+from shopstream.models.transitions_index import IndexedTransitions
 from tests.unit.test_session_knn_reference import random_log
 
 RING = 200
@@ -68,7 +68,7 @@ def test_fused_lists_and_weights_equal_the_plain_path(seed: int) -> None:
     in a dict, after every click of random streams, with the index's caps binding so that some of the transitions'
     items are not in the index."""
     fused, plain = (
-        SessionBlend(ItemTransitions(), default_knns(window=5, max_sessions=40), depth=30, score_every=3, fused=f)
+        SessionBlend(IndexedTransitions(), default_knns(window=5, max_sessions=40), depth=30, score_every=3, fused=f)
         for f in (True, False)
     )
     assert fused._knns is not None and plain._knns is None
@@ -87,7 +87,7 @@ def test_fused_lists_and_weights_equal_the_plain_path(seed: int) -> None:
 
 def test_caps_bound_memory() -> None:
     cap = 40
-    model = SessionBlend(ItemTransitions(max_items=cap, max_sessions=cap), default_knns(window=5, max_sessions=cap))
+    model = SessionBlend(IndexedTransitions(max_items=cap, max_sessions=cap), default_knns(window=5, max_sessions=cap))
     model.learn_many(ring_walks(500))
     sizes = model.size()
     assert sizes["sessions"] <= cap and sizes["items"] <= cap * 5, sizes
@@ -105,7 +105,7 @@ def test_seeded_runs_repeat_exactly() -> None:
 def test_weights_leave_a_confidently_wrong_component_out() -> None:
     """Equal weights would rank the wrong component's item first in every list; learned weights do not."""
     events = ring_walks(600)
-    transitions = mrr(ItemTransitions, events)
+    transitions = mrr(IndexedTransitions, events)
     blend = mrr(lambda: SessionBlend(others=[RepeatLast()]), events)
     equal = mrr(lambda: SessionBlend(others=[RepeatLast()], score_every=10**9), events)  # never scored: equal weights
     assert blend >= transitions - 0.01
@@ -117,13 +117,13 @@ def test_weights_leave_a_confidently_wrong_component_out() -> None:
 
 def test_blend_reaches_the_better_of_transitions_and_knn() -> None:
     events = ring_walks(600)
-    components = [mrr(ItemTransitions, events), mrr(lambda: default_knns()[0], events)]
+    components = [mrr(IndexedTransitions, events), mrr(lambda: default_knns()[0], events)]
     assert max(components) - min(components) > 0.1  # one component is clearly better here
     assert mrr(SessionBlend, events) >= max(components) - 0.01
 
 
 def test_similar_items_come_from_the_transitions_model() -> None:
-    transitions = ItemTransitions()
+    transitions = IndexedTransitions()
     model = SessionBlend(transitions, [SessionKNN()])
     model.learn_many(ring_walks(50))
     assert model.similar_items("i5", 5) == transitions.similar_items("i5", 5)
