@@ -120,17 +120,19 @@ class IndexedTransitions(SessionTransitions):
     def _learned(self) -> None:
         if not self._clicks:
             return
-        # Each click writes at most one transition row and one co-visit row per recent item and its own.
-        needed = min(self.max_items, int(self._counters[:, ROWS].max()) + len(self._clicks) * (self.window + 1))
-        if needed > self._cnt.shape[1]:
-            self._grow_rows(min(self.max_items, max(needed, 2 * self._cnt.shape[1])))
-        zeroed = learn_events(
-            self._state, np.array(self._clicks, np.int64), np.array(self._windows, np.int64),
-            np.array(self._starts, np.int64), self.max_neighbours, self.max_items,
-        )
+        clicks, windows, starts = (np.array(a, np.int64) for a in (self._clicks, self._windows, self._starts))
         self._clicks, self._windows, self._starts = [], [], [0]
+        zeroed, done = [], 0
+        while True:
+            done, dropped = learn_events(self._state, clicks, windows, starts, done, self.max_neighbours,
+                                         self.max_items)
+            zeroed.append(dropped)
+            if done == len(clicks):
+                break
+            self._grow_rows(min(self.max_items, 2 * self._cnt.shape[1]))
+        # Freed only now: a later click of the batch may have linked an id again after its count fell to zero.
         refs, names = self._refs, self._names
-        for item in zeroed.tolist():
+        for item in np.concatenate(zeroed).tolist():
             if refs[item] == 0 and names[item] is not None:
                 del self._ids[names[item]]
                 names[item] = None

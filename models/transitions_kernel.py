@@ -123,13 +123,16 @@ def _prune(state, g, row, max_neighbours, zeroed):  # type: ignore[no-untyped-de
 
 
 @numba.njit(cache=True, nogil=True)
-def learn_events(state, items, windows, starts, max_neighbours, max_rows):  # type: ignore[no-untyped-def]
-    """Each event ``e``: ``items[e]`` clicked after ``windows[starts[e]:starts[e + 1]]`` (its session's recent
-    items, oldest first; at least one). The last of them gains a transition to the item; the item and each
-    other recent one ``d`` steps back co-visit with weight ``1/d``, added per source in first-seen order, each
-    source's new weights together (``ItemTransitions.learn_many``). Returns the ids whose count fell to zero
-    at some point (some may have come back since)."""
+def learn_events(state, items, windows, starts, first_event, max_neighbours, max_rows):  # type: ignore[no-untyped-def]
+    """Each event ``e`` from ``first_event`` on: ``items[e]`` clicked after ``windows[starts[e]:starts[e + 1]]``
+    (its session's recent items, oldest first; at least one). The last of them gains a transition to the item;
+    the item and each other recent one ``d`` steps back co-visit with weight ``1/d``, added per source in
+    first-seen order, each source's new weights together (``ItemTransitions.learn_many``). Stops before an
+    event that might need more rows than the arrays have while they are shorter than ``max_rows`` (the caller
+    grows them and calls again from there). Returns the event it stopped at and the ids whose count fell to
+    zero at some point (some may have come back since)."""
     zeroed = [np.int64(0) for _ in range(0)]
+    counters, capacity = state[8], state[4].shape[1]
     width = 1
     for e in range(items.shape[0]):
         width = max(width, starts[e + 1] - starts[e] + 1)
@@ -137,8 +140,11 @@ def learn_events(state, items, windows, starts, max_neighbours, max_rows):  # ty
     group_dst = np.empty((width, width), np.int64)
     group_wt = np.empty((width, width), np.float64)
     group_n = np.zeros(width, np.int64)
-    for e in range(items.shape[0]):
+    for e in range(first_event, items.shape[0]):
         item, first, last = items[e], starts[e], starts[e + 1]
+        for g in range(2):  # new rows this event may take: one transition source, its recent items and itself
+            if capacity < max_rows and capacity - counters[g, ROWS] < last - first + 1:
+                return e, np.array(zeroed, dtype=np.int64)
         row = _row_for(state, 0, windows[last - 1], max_rows, zeroed)
         _add(state, 0, row, item, 1.0)
         _prune(state, 0, row, max_neighbours, zeroed)
@@ -170,7 +176,7 @@ def learn_events(state, items, windows, starts, max_neighbours, max_rows):  # ty
             for j in range(group_n[s]):
                 _add(state, 1, row, group_dst[s, j], group_wt[s, j])
             _prune(state, 1, row, max_neighbours, zeroed)
-    return np.array(zeroed, dtype=np.int64)
+    return items.shape[0], np.array(zeroed, dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -97,7 +97,21 @@ def test_restored_from_a_pickle_learns_and_serves_as_uninterrupted():
         uninterrupted.recommend_session(s, 10) for s in sessions]
 
 
-def test_arrays_grow_with_items_and_stop_at_the_cap():
+def test_arrays_grow_within_a_batch_as_rows_are_needed_and_stop_at_the_cap():
+    """Rows are allocated as items arrive (a catch-up batch must not reserve the cap), also mid-batch."""
+    rng = random.Random(5)
+    events = [Event(f"e{i}", 1e9 + i, f"s{rng.randrange(300)}", "view", f"i{rng.randrange(3000)}") for i in range(6000)]
+    indexed, reference = IndexedTransitions(max_items=1500), ItemTransitions(max_items=1500)
+    indexed.learn_many(events)  # one batch: the rows double several times inside it
+    reference.learn_many(events)
+    assert _indexed_graphs(indexed) == _reference_graphs(reference)
+    assert 1024 < indexed._cnt.shape[1] <= 1500 == indexed.size()["items"] and reference.evictions()["items"] > 0
+    small = IndexedTransitions(max_items=100_000)
+    small.learn_many(events[:300])
+    assert small._cnt.shape[1] <= 512
+
+
+def test_ids_stay_near_the_rows_when_items_never_come_back():
     model = IndexedTransitions(max_items=300, max_neighbours=2, window=2)
     model.learn_many([Event(f"e{i}", 1e9 + i, f"s{i // 2}", "view", f"i{i}") for i in range(4000)])
     assert model._cnt.shape[1] == 300 and model.size()["items"] == 300
