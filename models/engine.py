@@ -143,6 +143,7 @@ class RecommenderStack:
         self._now = -math.inf  # event time of the batch being processed
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         self._user_lists: dict[str, list[Scored]] = {}  # the user model's lists of the keys being recomputed
+        self._propensities: dict[str, float | None] = {}  # and the purchase propensities of the sessions
         # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
         self._trending_memo_since = -math.inf
@@ -318,7 +319,8 @@ class RecommenderStack:
         return self.process_deferred()
 
     def _recompute_all(self, touched: dict[tuple[str, str], float]) -> list[RecList]:
-        # The user model scores the touched users it serves together (one matrix product per chunk, not per user).
+        # The user model scores the touched users it serves together (one matrix product per chunk, not per user),
+        # the propensity model the touched sessions.
         choose = self.experiment.choose
         users = [key for kind, key in touched
                  if kind == "user" and choose("user", key, self._now)[0] not in _NOT_USER_MODEL]
@@ -326,6 +328,8 @@ class RecommenderStack:
         self._user_lists = (
             dict(zip(users, self.user_model.recommend_users(users, self.config.top_k), strict=True)) if users else {}
         )
+        sessions = [key for kind, key in touched if kind == "session"]
+        self._propensities = dict(zip(sessions, self.propensity.predict_sessions(sessions), strict=True))
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
@@ -459,7 +463,7 @@ class RecommenderStack:
         if rec is not None:
             self._served_sessions.set(key, (rec.model, rec.items), self._now)
             rec.extra = {"strategy": strategy, "propensity": chosen_with}
-            if (propensity := self.propensity.predict_session(key)) is not None:
+            if (propensity := self._propensities.pop(key, None)) is not None:
                 rec.extra["purchase_propensity"] = round(propensity, 4)
         return rec
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from river import base, compose, linear_model, optim, preprocessing
 
 from shopstream.models.base import Model
@@ -34,6 +36,11 @@ class _Session:
         """The raw features now, as a tuple: cheap on every event; :func:`_features` names them when learned."""
         return (self.views, self.carts, self.removals, self.events, len(self.items), self.last - self.start,
                 self.cart_value, self.gap)
+
+
+#: The features of :func:`_features`, in its order; the last three are ``log1p`` of the snapshot's values.
+FEATURES = ("views", "carts", "removals", "events", "distinct_items", "log_duration_s", "log_cart_value", "log_gap_s")
+_LOGGED = slice(5, 8)
 
 
 def _features(snapshot: tuple[float, ...]) -> dict[str, float]:
@@ -187,6 +194,35 @@ class SessionPropensity(Model):
             return None
         probability = self._model.predict_proba_one(features).get(True, 0.0)
         return probability if math.isfinite(probability) else None
+
+    def predict_sessions(self, session_ids: Sequence[str]) -> list[float | None]:
+        """:meth:`predict_session` of each session, the default classifier's in one vectorised pass: the
+        scaler's means and variances and the regression's weights, as River holds them, applied to a matrix of
+        the sessions' last snapshots (River's own ``mean_func`` maps logits to probabilities). A live step lists
+        tens of sessions, and River's per-dict path was ~10 µs each. Another classifier is asked one by one."""
+        if self.classifier is not None:
+            return [self.predict_session(session_id) for session_id in session_ids]
+        found = [self._sessions.get(session_id) for session_id in session_ids]
+        rows = [i for i, session in enumerate(found) if session is not None]
+        out: list[float | None] = [None] * len(session_ids)
+        if not rows:
+            return out
+        x = np.array([(s.snapshots[-1] if s.snapshots else s.snapshot()) for s in (found[i] for i in rows)],
+                     dtype=np.float64)
+        x[:, _LOGGED] = np.log1p(x[:, _LOGGED])
+        scaler, regression = self._model.steps.values()
+        means = np.array([scaler.means.get(name, 0.0) for name in FEATURES])
+        variances = np.array([scaler.vars.get(name, 0.0) for name in FEATURES])
+        weights = regression.weights
+        coefficients = np.array([weights.get(name, 0.0) for name in FEATURES])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(variances > 0, (x - means) / np.sqrt(variances), 0.0)
+            probabilities = regression.loss.mean_func((scaled * coefficients).sum(axis=1) + regression.intercept)
+        usable = np.isfinite(x).all(axis=1) & np.isfinite(probabilities)
+        for i, ok, probability in zip(rows, usable.tolist(), probabilities.tolist(), strict=True):
+            if ok:
+                out[i] = probability
+        return out
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}

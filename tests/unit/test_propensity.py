@@ -7,6 +7,7 @@ probability ``intent``, and purchases with probability ``0.8 * intent`` if it ca
 import pickle
 import random
 
+import pytest
 from river import metrics
 
 from shopstream.models.events import Event
@@ -78,3 +79,26 @@ def test_out_of_order_events_and_a_moving_front_label_as_a_check_on_every_event(
     assert fast.labelled == reference.labelled and fast.labelled[False] > 100
     assert list(fast._sessions) == list(reference._sessions)
     assert fast.predict_session(next(iter(fast._sessions))) is not None  # no math domain error on a gap < 0
+
+
+def test_sessions_scored_together_as_river_scores_each():
+    """The vectorised pass reads River's scaler and weights: River's own per-dict path is the reference, for
+    open sessions at every stage, unknown ones, one with an infinite feature, and before any learning."""
+    model = SessionPropensity(timeout_s=1800)
+    model.learn_one(Event("first", 1e9, "first", "view", "a"))
+    assert model.predict_sessions(["first", "nobody"]) == [model.predict_session("first"), None]
+    for events, _ in _sessions(1500, seed=4):
+        for event in events:
+            model.learn_one(event)
+    rng, t = random.Random(4), events[-1].ts
+    kinds = ["view", "view", "view", "add_to_cart", "remove_from_cart"]
+    for i in range(300):  # 60 sessions open at once, at every stage
+        model.learn_one(Event(f"o{i}", (t := t + rng.uniform(0, 5)), f"open{rng.randrange(60)}", rng.choice(kinds),
+                              f"i{rng.randrange(30)}", price=rng.choice([1.0, 9.5, 120.0])))
+    model.learn_one(Event("inf", t + 1, "infinite", "add_to_cart", "a", price=float("inf")))
+    asked = [*sorted(s for s in model._sessions if s.startswith("open")), "unknown", "infinite"]
+    expected = [model.predict_session(session_id) for session_id in asked]
+    got = model.predict_sessions(asked)
+    assert [g is None for g in got] == [e is None for e in expected] and got[-2:] == [None, None]
+    assert all(g == pytest.approx(e, rel=1e-9, abs=1e-12) for g, e in zip(got, expected, strict=True) if e is not None)
+    assert sum(e is not None for e in expected) > 50 and len(set(expected)) > 40
