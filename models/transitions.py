@@ -13,7 +13,8 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
+from functools import reduce
+from operator import add, itemgetter
 from typing import Any
 
 from shopstream.models.base import ItemRecommender, Scored, SessionRecommender
@@ -142,6 +143,8 @@ class SessionTransitions(SessionRecommender, ItemRecommender):
         covisit_weight: float = 0.1,
         recency: float = 0.2,
     ) -> None:
+        if min(window, max_items, max_neighbours, max_sessions) < 1:
+            raise ValueError("window, max_items, max_neighbours and max_sessions must be at least 1")
         self.window = window
         self.max_items = max_items
         self.max_neighbours = max_neighbours
@@ -280,7 +283,7 @@ class ItemTransitions(SessionTransitions):
 
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
         state = self._sessions.peek(session_id)
-        if state is None or not state.items:
+        if state is None or not state.items or k < 1:
             return []
         items = state.items
         scores = dict(self._item_votes(items[-1]))  # the last item votes with weight 1: a C-level copy
@@ -318,7 +321,7 @@ class ItemTransitions(SessionTransitions):
             built_from = 0.0
             graphs = ((self._next.strongest(item), 1.0), (self._covisit.strongest(item), self.covisit_weight))
             for edges, weight in graphs:
-                total = sum(edges.values())
+                total = reduce(add, edges.values(), 0.0)  # left to right (``sum`` compensates from 3.12)
                 if total > 0:
                     built_from += total * weight
                     scale = weight / total
@@ -335,7 +338,7 @@ class ItemTransitions(SessionTransitions):
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         edges = self._covisit.neighbours(item_id)
-        if not edges:
+        if not edges or k < 1:
             return []
         norm = math.fsum(w for _, w in edges)
         return [(item, w / norm) for item, w in edges[:k]]

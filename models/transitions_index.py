@@ -102,14 +102,14 @@ class IndexedTransitions(SessionTransitions):
         self._scratch()
 
     def _grow_rows(self, size: int) -> None:
-        old = self._cnt.shape[1]
-        more = size - old
-
-        def grown(array: np.ndarray, fill: int) -> np.ndarray:
-            return np.concatenate([array, np.full((GRAPHS, more, *array.shape[2:]), fill, array.dtype)], axis=1)
-
-        self._item_of, self._prev, self._nxt = (grown(a, -1) for a in (self._item_of, self._prev, self._nxt))
-        self._dst, self._wt, self._cnt = (grown(a, 0) for a in (self._dst, self._wt, self._cnt))
+        """Each array copied into a longer one in turn, the old one dropped before the next grows: the peak is
+        the arrays plus the largest one's growth, not twice the arrays."""
+        for name, fill in (("_wt", 0), ("_dst", 0), ("_cnt", 0), ("_item_of", -1), ("_prev", -1), ("_nxt", -1)):
+            old = getattr(self, name)
+            grown = np.empty((GRAPHS, size, *old.shape[2:]), old.dtype)
+            grown[:, : old.shape[1]] = old
+            grown[:, old.shape[1] :] = fill
+            setattr(self, name, grown)
 
     def _learn_click(self, recent: list[str], item: str) -> None:
         item_id = self._id
@@ -140,7 +140,7 @@ class IndexedTransitions(SessionTransitions):
 
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
         state = self._sessions.peek(session_id)
-        if state is None or not state.items:
+        if state is None or not state.items or k < 1:
             return []
         get = self._ids.get
         recent = np.array([get(name, -1) for name in state.items], np.int64)
@@ -150,7 +150,7 @@ class IndexedTransitions(SessionTransitions):
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         item = self._ids.get(item_id)
-        if item is None:
+        if item is None or k < 1:
             return []
         items, weights = neighbours(self._state, 1, item, self.max_neighbours)
         if not len(items):

@@ -117,3 +117,25 @@ def test_ids_stay_near_the_rows_when_items_never_come_back():
     assert model._cnt.shape[1] == 300 and model.size()["items"] == 300
     # Each session of two clicks links two items; the evicted rows' ids are freed, so ids stay near the rows.
     assert len(model._ids) <= 2 * 300 + 2
+
+
+@pytest.mark.parametrize("model", [ItemTransitions, IndexedTransitions])
+def test_caps_below_one_are_refused(model):
+    for setting in ("window", "max_items", "max_neighbours", "max_sessions"):
+        with pytest.raises(ValueError, match="at least 1"):
+            model(**{setting: 0})
+
+
+def test_a_list_of_no_length_asks_nothing_and_changes_nothing():
+    """A k below 1 must not leave the kernel's scratch marks behind (they would drop items from later lists)."""
+    events = _stream(600, seed=9)
+    indexed, reference = IndexedTransitions(), ItemTransitions()
+    indexed.learn_many(events)
+    reference.learn_many(events)
+    sessions = sorted({e.session_id for e in events})
+    for k in (0, -3):
+        assert all(indexed.recommend_session(s, k) == [] for s in sessions)
+        assert indexed.similar_items("i1", k) == reference.similar_items("i1", k) == []
+    with reference.uncached():
+        assert [indexed.recommend_session(s, 10) for s in sessions] == [
+            reference.recommend_session(s, 10) for s in sessions]
