@@ -26,7 +26,7 @@ USER shopstream
 WORKDIR /var/lib/shopstream
 RUN mkdir -p /var/lib/shopstream/worker
 ENV SHOPSTREAM_DATA_DIR=/var/lib/shopstream/worker
-# numba's kernels (the MF's SGD pass, the session blend's kNN) compiled once here, not in every new container:
+# numba's kernels (the item graphs, the MF's SGD pass, the session blend's kNN) compiled once here, not in every new container:
 # site-packages is root's, so their cache lives in the image under the worker's home.
 ENV NUMBA_CACHE_DIR=/var/lib/shopstream/numba-cache
 RUN python -c "from shopstream.bench.topics import synthetic; from shopstream.models.engine import RecommenderStack; \
