@@ -29,9 +29,8 @@ ENV SHOPSTREAM_DATA_DIR=/var/lib/shopstream/worker
 # numba's kernels (the item graphs, the MF's SGD pass, the session blend's kNN) compiled once here, not in every new container:
 # site-packages is root's, so their cache lives in the image under the worker's home.
 ENV NUMBA_CACHE_DIR=/var/lib/shopstream/numba-cache
-RUN python -c "from shopstream.bench.topics import synthetic; from shopstream.models.engine import RecommenderStack; \
-from shopstream.models.events import parse_event; from shopstream.models.stack_config import StackConfig; \
-RecommenderStack(StackConfig(session_model='session_blend')).process([(parse_event(e), 0.0) for e in synthetic(0, 2000, 100)])"
+RUN python -c "from shopstream.models.stack_config import StackConfig; from shopstream.models.warmup import warm_kernels; \
+warm_kernels(StackConfig(session_model='session_blend'))"
 
 # 8080: collector (SHOPSTREAM_PORT), 6066: worker web server (SHOPSTREAM_WEB_PORT).
 EXPOSE 8080 6066

@@ -194,7 +194,11 @@ def _report_off_policy(events: list[dict], answers: list[dict]) -> None:
     print("Off-policy estimates on the demo's log (click per impression, 95% CI):")
     for surface, quality in QUALITY.items():
         for arm in quality:
-            result = evaluate_logged(logged, arm, surface)
+            try:
+                result = evaluate_logged(logged, arm, surface)
+            except ValueError as error:  # nothing of the surface was logged (no list served in time)
+                print(f"  {surface:<8} {arm:<13} {error}")
+                continue
             cells = [f"{name.upper()} {est['value']:.4f} [{est['low']:.4f}, {est['high']:.4f}]"
                      for name, est in ((name, result[name]) for name in ("ips", "snips"))]
             print(f"  {surface:<8} {arm:<13} {'  '.join(cells)}  true {ClickModel(quality).ctr(arm):.4f}")

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shopstream.config.settings import WorkerSettings, load
 from shopstream.config.topics import ensure_pipeline_topics, ensure_worker_topics, members_topic
 from shopstream.models.ownership import KeyOwner
+from shopstream.models.warmup import warm_kernels
 from shopstream.streams import metrics, shutdown
 from shopstream.streams.batch import release_free_memory, tune_process
 from shopstream.streams.checkpoint import CheckpointFailed, KafkaCheckpointStore, checkpoint, restore, state_layout
@@ -93,7 +94,7 @@ checkpoints = KafkaCheckpointStore(
 started_at = time.monotonic()
 slots_dealt = asyncio.Event()  # set once the group has dealt this worker its key slots
 background: set[asyncio.Task[object]] = set()  # tasks started on the side, referenced until done
-restored: list[str] = []  # what the restore at start did, logged once Faust has set up logging
+restored: list[str] = []  # what the start-up (kernels, restore) did, logged once Faust has set up logging
 republisher = RepublishOnLoss(sink, handler, settings.republish_rate)
 
 
@@ -158,7 +159,7 @@ async def finish_replay() -> None:
 
 @app.task
 async def log_restore() -> None:
-    """What the restore at start did, once Faust has set up logging (after the reader started)."""
+    """What the start-up did (kernels, restore), once Faust has set up logging (after the reader started)."""
     for note in restored:
         app.log.info(note)
 
@@ -261,6 +262,8 @@ def main() -> None:
     """Run the worker (what ``shopstream worker`` calls)."""
     asyncio.run(ensure_pipeline_topics(settings))
     asyncio.run(ensure_worker_topics(settings))
+    warm_kernels(settings.stack_config())  # before /readyz can answer: no first batch waits for a compiler
+    restored.append(f"kernels ready {time.monotonic() - started_at:.1f} s after start")
     if settings.checkpoint_interval_s > 0:
         note = asyncio.run(restore(handler, checkpoints))
         restored.append(f"{note}, {time.monotonic() - started_at:.1f} s after start")
