@@ -85,16 +85,20 @@ class ItemIndex:
         return np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))
 
 
-def padded(rows: np.ndarray, capacity: int) -> np.ndarray:
-    """``rows`` at the top of a zeroed (or empty, for objects) array of ``capacity`` rows: what a pickled
-    prefix of a preallocated array restores to.
+def padded(rows: np.ndarray, capacity: int, fill: int = 0, axis: int = 0) -> np.ndarray:
+    """``rows`` at the top of an array of ``capacity`` rows along ``axis``, the rest ``fill`` (None for objects;
+    zeros are left to the OS until written): what a pickled prefix of a preallocated array restores to, and a
+    growing array's next size.
 
-    >>> padded(np.array([1.0, 2.0]), 4).tolist()
-    [1.0, 2.0, 0.0, 0.0]
+    >>> padded(np.array([1.0, 2.0]), 4).tolist(), padded(np.array([[1], [2]]), 3, -1, axis=1).tolist()
+    ([1.0, 2.0, 0.0, 0.0], [[1, -1, -1], [2, -1, -1]])
     """
-    make = np.empty if rows.dtype == object else np.zeros  # an empty object array holds None
-    full = make((capacity, *rows.shape[1:]), dtype=rows.dtype)
-    full[: len(rows)] = rows
+    shape = (*rows.shape[:axis], capacity, *rows.shape[axis + 1 :])
+    if rows.dtype == object:
+        full = np.empty(shape, dtype=object)  # holds None
+    else:
+        full = np.zeros(shape, dtype=rows.dtype) if fill == 0 else np.full(shape, fill, dtype=rows.dtype)
+    full[(slice(None),) * axis + (slice(0, rows.shape[axis]),)] = rows
     return full
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from shopstream.models.base import Model, Scored, SessionRecommender
 from shopstream.models.events import Event
+from shopstream.models.item_index import padded
 from shopstream.models.session_knn import POSITIVE_TYPES, check_scoring
 from shopstream.models.session_knn_kernel import (
     WEIGHTINGS,
@@ -42,11 +43,7 @@ from shopstream.models.session_knn_kernel import (
 
 def _grown(array: np.ndarray, size: int, fill: int = 0) -> np.ndarray:
     """``array`` with at least ``size`` rows: doubled, the new rows ``fill``."""
-    if len(array) >= size:
-        return array
-    out = np.full((max(size, 2 * len(array)), *array.shape[1:]), fill, dtype=array.dtype)
-    out[: len(array)] = array
-    return out
+    return array if len(array) >= size else padded(array, max(size, 2 * len(array)), fill)
 
 
 class SessionIndex(Model):

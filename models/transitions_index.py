@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from shopstream.models.base import Scored
+from shopstream.models.item_index import padded
 from shopstream.models.transitions import SessionTransitions
 from shopstream.models.transitions_kernel import EVICTIONS, ROWS, learn_events, neighbours, session_list
 
@@ -95,21 +96,15 @@ class IndexedTransitions(SessionTransitions):
         return item
 
     def _grow_ids(self, size: int) -> None:
-        old = self._refs.shape[0]
-        self._names = np.concatenate([self._names, np.empty(size - old, dtype=object)])
-        self._row_of = np.concatenate([self._row_of, np.full((GRAPHS, size - old), -1, np.int32)], axis=1)
-        self._refs = np.concatenate([self._refs, np.zeros(size - old, np.int32)])
+        self._names, self._refs = padded(self._names, size), padded(self._refs, size)
+        self._row_of = padded(self._row_of, size, -1, axis=1)
         self._scratch()
 
     def _grow_rows(self, size: int) -> None:
-        """Each array copied into a longer one in turn, the old one dropped before the next grows: the peak is
-        the arrays plus the largest one's growth, not twice the arrays."""
+        """One array at a time, each old one dropped before the next grows: the peak is the arrays plus the
+        largest one's growth, not twice the arrays."""
         for name, fill in (("_wt", 0), ("_dst", 0), ("_cnt", 0), ("_item_of", -1), ("_prev", -1), ("_nxt", -1)):
-            old = getattr(self, name)
-            grown = np.empty((GRAPHS, size, *old.shape[2:]), old.dtype)
-            grown[:, : old.shape[1]] = old
-            grown[:, old.shape[1] :] = fill
-            setattr(self, name, grown)
+            setattr(self, name, padded(getattr(self, name), size, fill, axis=1))
 
     def _learn_click(self, recent: list[str], item: str) -> None:
         item_id = self._id
