@@ -86,8 +86,8 @@ def knn_lists(
             dots[s, at] += weights[s, pair_entries[i]]
     for i in range(count):
         slot_mark[found[i]] = -1
-    # Past ``sample_size``, the most recent.
-    order = _top(seq[found[:count]].astype(np.float64), sample_size) if count > sample_size else np.arange(count)
+    # Past ``sample_size``, the most recent (as a set: ``seq`` is unique, and the order does not matter).
+    order = _at_least_kth(seq[found[:count]], sample_size)
     cands = found[order]
     out_ids = np.zeros((m, depth), dtype=np.int64)
     out_scores = np.zeros((m, depth))
@@ -236,23 +236,48 @@ def blended(ids, scores, counts, scales, k):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def _by_value(values, picked):  # type: ignore[no-untyped-def]
+    """``picked`` ordered by their values, largest first, equal values in index order. A quicksort, then
+    runs of equal values put in index order: what a stable sort gives, at a quicksort's cost (numba's
+    mergesort is several times slower, and ties are rare)."""
+    order = picked[np.argsort(-values[picked])]
+    start = 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or values[order[i]] != values[order[start]]:
+            if i - start > 1:
+                order[start:i] = np.sort(order[start:i])
+            start = i
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_least_kth(values, k):  # type: ignore[no-untyped-def]
+    """Indices of the values at or above the ``k``-th largest, in index order: the only ones that can be among
+    the ``k`` largest (exactly those ``k`` where values are unique)."""
+    if len(values) <= k:
+        return np.arange(len(values))
+    return np.flatnonzero(-values <= np.partition(-values, k - 1)[k - 1])
+
+
+@numba.njit(cache=True, nogil=True)
 def _top(values, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` largest values, largest first, equal values in index order (a stable top-k)."""
-    # Select before sorting: only values at or above the k-th largest.
-    picked = np.flatnonzero(-values <= np.partition(-values, k - 1)[k - 1]) if len(values) > 2 * k else np.arange(
-        len(values)
-    )
-    order = np.argsort(-values[picked], kind="mergesort")[:k]
-    return picked[order]
+    return _by_value(values, _at_least_kth(values, k))[:k]
 
 
 @numba.njit(cache=True, nogil=True)
 def _top_recent_first(sims, seq, cands, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` most similar candidates, the more recent first among equals."""
-    # Only candidates at or above the k-th largest similarity can be among them.
-    picked = np.flatnonzero(-sims <= np.partition(-sims, k - 1)[k - 1]) if len(sims) > 2 * k else np.arange(len(sims))
-    recent = picked[np.argsort(-seq[cands[picked]], kind="mergesort")]
-    return recent[np.argsort(-sims[recent], kind="mergesort")[:k]]
+    picked = _at_least_kth(sims, k)
+    order = picked[np.argsort(-sims[picked])]
+    start = 0
+    for i in range(1, len(order) + 1):  # equal similarities: the more recent (``seq`` is unique) first
+        if i == len(order) or sims[order[i]] != sims[order[start]]:
+            if i - start > 1:
+                run = order[start:i]
+                order[start:i] = run[np.argsort(-seq[cands[run]])]
+            start = i
+    return order[:k]
 
 
 # -- the index: sessions as rows of item ids, postings as blocks of one pool ----------------------------

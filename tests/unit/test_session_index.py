@@ -10,11 +10,13 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+import numpy as np
 import pytest
 
 from shopstream.models.events import Event
 from shopstream.models.session_index import IndexedSessionKNN, KnnGroup, SessionIndex
 from shopstream.models.session_knn import SessionKNN
+from shopstream.models.session_knn_kernel import _top, _top_recent_first
 from tests.unit.test_session_knn_reference import SETTINGS, random_log
 
 CAPS = {
@@ -143,3 +145,17 @@ def test_rejects_bad_settings() -> None:
         SessionIndex(window=0)
     with pytest.raises(ValueError):
         IndexedSessionKNN(SessionIndex(), similarity="jaccard")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_kernels_top_k_is_a_stable_sort_cut_at_k(seed: int) -> None:
+    """``_top`` (quicksort, then ties put in index order) picks what a stable sort of the values picks,
+    and ``_top_recent_first`` breaks equal similarities by recency; values with many ties."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 400)), int(rng.integers(1, 150))
+    values = rng.integers(0, 12, n).astype(np.float64)
+    assert _top(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()
+    cands = rng.permutation(n)
+    seq = rng.permutation(10 * n)[:n].astype(np.int64)  # unique, as click counters are
+    expected = sorted(range(n), key=lambda i: (-values[i], -seq[cands[i]]))[:k]
+    assert _top_recent_first(values, seq, cands, k).tolist() == expected
