@@ -112,7 +112,6 @@ class SessionIndex(Model):
         self.count = np.zeros(16, dtype=np.int64)
         # The kernel's scratch over item ids: -1 (``item_mark``) or zero (the others) between calls.
         self.item_pos = np.zeros(16, dtype=np.int64)
-        self.item_last = np.zeros(16, dtype=np.int64)
         self.item_mark = np.full(16, -1, dtype=np.int64)
         self.item_score = np.zeros(16, dtype=np.float64)
         self._pairs: tuple[int, int, np.ndarray, np.ndarray] | None = None  # the last session's, until a click
@@ -203,9 +202,8 @@ class SessionIndex(Model):
             item = len(self.names)
             self.names.append(name)
             size = item + 1
-            self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_last, self.item_score = (
-                _grown(a, size)
-                for a in (self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_last, self.item_score)
+            self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_score = (
+                _grown(a, size) for a in (self.clicks, self.start, self.cap, self.count, self.item_pos, self.item_score)
             )
             self.item_mark = _grown(self.item_mark, size, -1)
         self._id_of[name] = item
@@ -398,5 +396,5 @@ class KnnGroup:
             slot, index.sample_size, depth,
             index.items, index.last, index.n, index.distinct, index.seq, index.ts, index.clicks, index.sessions,
             sessions, entries, self._params, self._inh,
-            index.slot_mark, index.item_pos, index.item_mark, index.item_last, index.item_score,
+            index.slot_mark, index.item_pos, index.item_mark, index.item_score,
         )

@@ -44,7 +44,7 @@ def knn_lists(
     slot, sample_size, depth,
     items, last, n_items, distinct, seq, ts, clicks, n_sessions,
     pair_sessions, pair_entries, params, inh,
-    slot_mark, item_pos, item_mark, item_last, item_score,
+    slot_mark, item_pos, item_mark, item_score,
 ):  # type: ignore[no-untyped-def]
     """Each scorer's item ids and scores of the session's next items, best first (at most ``depth``): rows of
     ``(ids, scores, counts)``, one per row of ``params`` (settings, columns ``K``..``INH_LEN``) and ``inh``
@@ -107,7 +107,7 @@ def knn_lists(
         ranked = _top_recent_first(sims, seq, cands, int(params[s, K]))
         scored, values = _votes(
             ranked, cands, sims, n, depth, log_sessions, items, last, n_items, clicks, params[s], inh[s],
-            item_pos, item_mark, item_last, item_score,
+            item_pos, item_mark, item_score,
         )
         out_counts[s] = len(scored)
         out_ids[s, : len(scored)] = scored
@@ -120,11 +120,11 @@ def knn_lists(
 @numba.njit(cache=True, nogil=True)
 def _votes(
     ranked, cands, sims, n, depth, log_sessions, items, last, n_items, clicks, params, inh,
-    item_pos, item_mark, item_last, item_score,
+    item_pos, item_mark, item_score,
 ):  # type: ignore[no-untyped-def]
     """One scorer's best items and scores from its neighbours ``cands[ranked]``: votes summed in neighbour
-    order, items in their first vote's order among equal scores. ``item_pos``: the session's items' last
-    positions (1-based, else 0)."""
+    order, items in the order of their first vote among equal scores (a neighbour's items by their last
+    click). ``item_pos``: the session's items' last positions (1-based, else 0)."""
     weighting_score, ipw, idf = int(params[WEIGHTING_SCORE]), params[LAMBDA_IPW], params[IDF]
     remind, n_inh = params[REMIND] > 0.0, int(params[INH_LEN])
     scored = np.empty(len(ranked) * items.shape[1], dtype=np.int64)
@@ -139,7 +139,6 @@ def _votes(
         anchor = 0
         for j in range(ns):
             if last[s, j]:
-                item_last[items[s, j]] = j + 1
                 p = item_pos[items[s, j]]
                 if p > 0:
                     last_mine = max(last_mine, p)
@@ -156,15 +155,12 @@ def _votes(
         if vote == 0.0:  # underflow: a steep lambda_ipw silences neighbours without the last click
             silent[n_silent] = s
             n_silent += 1
-        for j in range(ns):
+            continue
+        for j in range(ns):  # each distinct item once, at its last click (its position for STAN's distance)
             item = items[s, j]
-            pos = item_last[item]
-            if pos == 0:  # not its first click in the neighbour's window: voted already
+            if not last[s, j] or (not remind and item_pos[item] > 0):
                 continue
-            item_last[item] = 0
-            if vote == 0.0 or (not remind and item_pos[item] > 0):
-                continue
-            value = vote * inh[abs(pos - anchor)] if n_inh else vote
+            value = vote * inh[abs(j + 1 - anchor)] if n_inh else vote
             if item_mark[item] < 0:
                 item_mark[item] = n_scored
                 scored[n_scored] = item
