@@ -66,6 +66,10 @@ class SessionRecommender(Model):
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
         """Top-k next items for the session; empty if the session is unknown."""
 
+    def recommend_sessions(self, session_ids: Sequence[str], k: int) -> list[list[Scored]]:
+        """The lists of many sessions at once; models override this when they can build them together."""
+        return [self.recommend_session(session_id, k) for session_id in session_ids]
+
 
 class UserRecommender(Model):
     """Ranks items for a known user from their history."""

@@ -144,6 +144,7 @@ class RecommenderStack:
         self._last_session: LRUDict[str, str] = LRUDict(config.max_users)
         self._user_lists: dict[str, list[Scored]] = {}  # the user model's lists of the keys being recomputed
         self._propensities: dict[str, float | None] = {}  # and the purchase propensities of the sessions
+        self._session_lists: dict[str, tuple[str, float, list[Scored], str]] = {}  # and the sessions' lists
         # Trending lists fill most session lists: each is computed once per refresh interval (event time).
         self._trending_memo: dict[str | None, list[Scored]] = {}
         self._trending_memo_since = -math.inf
@@ -330,6 +331,7 @@ class RecommenderStack:
         )
         sessions = [key for kind, key in touched if kind == "session"]
         self._propensities = dict(zip(sessions, self.propensity.predict_sessions(sessions), strict=True))
+        self._session_lists = self._sessions_ranked(sessions)
         # Sessions before users: a user the user model does not know yet is served their session's list.
         ordered = sorted(touched.items(), key=lambda kv: kv[0][0] == "user")
         return [lst for key, origin in ordered if (lst := self._recompute(*key, origin))]
@@ -362,8 +364,22 @@ class RecommenderStack:
         return shown
 
     def _session_shown(self, key: str, now: float, trending: Callable[[str | None], list[Scored]]) -> Shown | None:
-        strategy = self.experiment.surfaces["session"].assigned(key, now)
-        return _shown(self._session_ranked(key, strategy, self._last_category.peek_fresh(key, now), trending))
+        arm = self.experiment.session_arms[self.experiment.surfaces["session"].assigned(key, now)]
+        ranked = arm.recommend_session(key, self.config.top_k)
+        return _shown(self._session_ranked(key, ranked, arm.name, self._last_category.peek_fresh(key, now), trending))
+
+    def _sessions_ranked(self, sessions: list[str]) -> dict[str, tuple[str, float, list[Scored], str]]:
+        """Each session's strategy, the probability it was chosen with, its list and the list's model: the lists
+        of one strategy's sessions built together (one kernel call for the item graphs' lists)."""
+        by_strategy: dict[tuple[str, float], list[str]] = {}
+        for key in sessions:
+            by_strategy.setdefault(self.experiment.choose("session", key, self._now), []).append(key)
+        chosen: dict[str, tuple[str, float, list[Scored], str]] = {}
+        for (strategy, chosen_with), keys in by_strategy.items():
+            arm = self.experiment.session_arms[strategy]
+            for key, ranked in zip(keys, arm.recommend_sessions(keys, self.config.top_k), strict=True):
+                chosen[key] = (strategy, chosen_with, ranked, arm.name)
+        return chosen
 
     def _recompute(self, kind: str, key: str, origin: float) -> RecList | None:
         rec = self._builders[kind](key)
@@ -458,8 +474,8 @@ class RecommenderStack:
 
     def _session_list(self, key: str) -> RecList | None:
         """The list of the strategy the session is assigned, with the probability it was assigned with."""
-        strategy, chosen_with = self.experiment.choose("session", key, self._now)
-        rec = self._session_ranked(key, strategy, self._last_category.peek(key), self._trending)
+        strategy, chosen_with, ranked, model = self._session_lists.pop(key)
+        rec = self._session_ranked(key, ranked, model, self._last_category.peek(key), self._trending)
         if rec is not None:
             self._served_sessions.set(key, (rec.model, rec.items), self._now)
             rec.extra = {"strategy": strategy, "propensity": chosen_with}
@@ -468,14 +484,13 @@ class RecommenderStack:
         return rec
 
     def _session_ranked(
-        self, key: str, strategy: str, category: str | None, trending: Callable[[str | None], list[Scored]]
+        self, key: str, ranked: list[Scored], model: str, category: str | None,
+        trending: Callable[[str | None], list[Scored]],
     ) -> RecList | None:
-        """The strategy's list for the session, topped up from the trending items of its last category, then
-        the shop's (asked for only when the list is short)."""
+        """The session's list by ``model``, topped up from the trending items of its last category, then the
+        shop's (asked for only when the list is short)."""
         k = self.config.top_k
-        session_model = self.experiment.session_arms[strategy]
-        ranked = session_model.recommend_session(key, k)
-        model = session_model.name if ranked else self.trending.name
+        model = model if ranked else self.trending.name
         for scope in (category, None):
             if len(ranked) < k:
                 ranked = _fill(ranked, trending(scope), k)

@@ -12,13 +12,14 @@ bounded as the graphs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from shopstream.models.base import Scored
 from shopstream.models.item_index import padded
 from shopstream.models.transitions import SessionTransitions
-from shopstream.models.transitions_kernel import EVICTIONS, ROWS, learn_events, neighbours, session_list
+from shopstream.models.transitions_kernel import EVICTIONS, ROWS, learn_events, neighbours, session_lists
 
 GRAPHS = 2  # transitions, co-visits
 _START_ROWS, _START_IDS = 256, 1024
@@ -134,14 +135,33 @@ class IndexedTransitions(SessionTransitions):
                 self._free.append(item)
 
     def recommend_session(self, session_id: str, k: int) -> list[Scored]:
-        state = self._sessions.peek(session_id)
-        if state is None or not state.items or k < 1:
-            return []
-        get = self._ids.get
-        recent = np.array([get(name, -1) for name in state.items], np.int64)
-        items, scores = session_list(self._state, recent, self._decays, k, self.max_neighbours,
-                                     self.covisit_weight, self._scores, self._seen, self._slot)
-        return list(zip(self._names[items].tolist(), scores.tolist(), strict=True))
+        return self.recommend_sessions([session_id], k)[0]
+
+    def recommend_sessions(self, session_ids: Sequence[str], k: int) -> list[list[Scored]]:
+        """Every listed session's list from one kernel call."""
+        out: list[list[Scored]] = [[] for _ in session_ids]
+        if k < 1:
+            return out
+        get, peek = self._ids.get, self._sessions.peek
+        listed: list[int] = []
+        recents: list[int] = []
+        starts = [0]
+        for i, session_id in enumerate(session_ids):
+            state = peek(session_id)
+            if state is not None and state.items:
+                listed.append(i)
+                recents += [get(name, -1) for name in state.items]
+                starts.append(len(recents))
+        if not listed:
+            return out
+        items, scores, counts = session_lists(
+            self._state, np.array(recents, np.int64), np.array(starts, np.int64), self._decays, k,
+            self.max_neighbours, self.covisit_weight, self._scores, self._seen, self._slot,
+        )
+        rows = zip(listed, self._names[items].tolist(), scores.tolist(), counts.tolist(), strict=True)
+        for i, names, values, n in rows:
+            out[i] = list(zip(names[:n], values[:n], strict=True))
+        return out
 
     def similar_items(self, item_id: str, k: int) -> list[Scored]:
         item = self._ids.get(item_id)

@@ -275,3 +275,22 @@ def session_list(state, recent, decays, k, max_neighbours, covisit_weight, score
         top_items[j] = other
         kept += 1
     return top_items, top_scores
+
+
+@numba.njit(cache=True, nogil=True)
+def session_lists(state, recents, starts, decays, k, max_neighbours, covisit_weight, scores, seen, slot):  # type: ignore[no-untyped-def]
+    """:func:`session_list` of each session ``s``, whose recent ids are ``recents[starts[s]:starts[s + 1]]``: one
+    call for a step's sessions (a call's dispatch costs more than a short list). Rows of at most ``k`` ids and
+    scores, ``counts`` of them used."""
+    n = starts.shape[0] - 1
+    items = np.zeros((n, k), np.int64)
+    values = np.zeros((n, k), np.float64)
+    counts = np.zeros(n, np.int64)
+    for s in range(n):
+        top_items, top_scores = session_list(state, recents[starts[s] : starts[s + 1]], decays, k, max_neighbours,
+                                             covisit_weight, scores, seen, slot)
+        c = top_items.shape[0]
+        counts[s] = c
+        items[s, :c] = top_items
+        values[s, :c] = top_scores
+    return items, values, counts

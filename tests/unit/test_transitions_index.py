@@ -50,11 +50,13 @@ def _assert_same(indexed: IndexedTransitions, reference: ItemTransitions, k: int
     assert set(indexed._ids) == named
     assert indexed.size() == reference.size() and indexed.evictions() == reference.evictions()
     served = 0
+    sessions = [*reference._sessions, "unknown"]
     with reference.uncached():
-        for session in list(reference._sessions):
-            expected = reference.recommend_session(session, k)
-            assert indexed.recommend_session(session, k) == expected
-            served += bool(expected)
+        expected = [reference.recommend_session(session, k) for session in sessions]
+    for session, listed in zip(sessions, expected, strict=True):
+        assert indexed.recommend_session(session, k) == listed
+        served += bool(listed)
+    assert indexed.recommend_sessions(sessions, k) == expected  # a step's lists in one call
     for item in sorted(named):
         assert indexed.similar_items(item, k) == reference.similar_items(item, k)
     return served
