@@ -57,6 +57,9 @@ def instrument(stack: RecommenderStack, timings: Timings) -> None:
     stack.user_model.recommend_users = timings.wrap(  # type: ignore[method-assign]
         "score users (user lists)", stack.user_model.recommend_users
     )
+    stack._sessions_ranked = timings.wrap(  # type: ignore[method-assign]
+        "score sessions (session lists)", stack._sessions_ranked
+    )
 
 
 def run(events: list[Event], step: int, event_rate: float, deferred_delay_s: float) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from shopstream.models.sort_kernel import by_value_desc
+
 HEAD, TAIL = 0, 1  # columns of ``ends``
 ROWS, EVICTIONS = 0, 1  # columns of ``counters``
 
@@ -57,7 +59,7 @@ def _release(refs, zeroed, item):  # type: ignore[no-untyped-def]
 def _stable_desc(weights):  # type: ignore[no-untyped-def]
     """Positions by weight, largest first, equal weights in their order (``sorted(..., reverse=True)``'s,
     and ``heapq.nlargest``'s)."""
-    return np.argsort(-weights, kind="mergesort")
+    return by_value_desc(weights, np.arange(weights.shape[0]))
 
 
 @numba.njit(cache=True, nogil=True)
