@@ -17,8 +17,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from shopstream.models.sort_kernel import by_value_desc
-
 HEAD, TAIL = 0, 1  # columns of ``ends``
 ROWS, EVICTIONS = 0, 1  # columns of ``counters``
 
@@ -59,7 +57,7 @@ def _release(refs, zeroed, item):  # type: ignore[no-untyped-def]
 def _stable_desc(weights):  # type: ignore[no-untyped-def]
     """Positions by weight, largest first, equal weights in their order (``sorted(..., reverse=True)``'s,
     and ``heapq.nlargest``'s)."""
-    return by_value_desc(weights, np.arange(weights.shape[0]))
+    return np.argsort(-weights, kind="mergesort")
 
 
 @numba.njit(cache=True, nogil=True)
