@@ -8,7 +8,7 @@ overflow. Scores sit in one NumPy array per scope, so top-k never loops over the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -60,45 +60,6 @@ class DecayedScores(PicklesUsedRows):
             row = self._index.add(item_id)
             self._scores[row] = 0.0
         self._scores[row] = max(0.0, self._scores[row] + weight * math.exp((ts - self._t_ref) / self._tau))
-
-    def add_many(self, items: Sequence[str], weights: Sequence[float], times: Sequence[float]) -> None:
-        """:meth:`add` of each ``(item, weight, ts)`` in order, exactly, with the array written once per batch
-        (``np.add.at`` adds in order) instead of a NumPy scalar read and write per event. A batch that would move
-        the landmark or evict is added one by one; an item with a negative weight in the batch, whose score
-        clamps at zero, is added one by one too."""
-        if not items:
-            return
-        t_ref = times[0] if self._t_ref is None else self._t_ref
-        new = [item for item in dict.fromkeys(items) if item not in self._index]
-        if (max(times) - t_ref) / self._tau > _MAX_EXPONENT or len(self._index) + len(new) > self.capacity:
-            for item, weight, ts in zip(items, weights, times, strict=True):
-                self.add(item, weight, ts)
-            return
-        self._t_ref, tau, exp = t_ref, self._tau, math.exp
-        self._t_now = max(self._t_now, max(times))
-        row_of, add_row = self._index.row_of, self._index.add
-        rows: list[int] = []
-        values: list[float] = []
-        clamped: dict[int, None] = {}
-        for item, weight, ts in zip(items, weights, times, strict=True):
-            row = row_of(item)
-            if row is None:
-                if weight <= 0:
-                    continue
-                row = add_row(item)
-                self._scores[row] = 0.0
-            if weight < 0:
-                clamped[row] = None
-            rows.append(row)
-            values.append(weight * exp((ts - t_ref) / tau))
-        if clamped:
-            scores = self._scores
-            for row, value in zip(rows, values, strict=True):
-                if row in clamped:
-                    scores[row] = max(0.0, scores[row] + value)
-            kept = [i for i, row in enumerate(rows) if row not in clamped]
-            rows, values = [rows[i] for i in kept], [values[i] for i in kept]
-        np.add.at(self._scores, np.array(rows, dtype=np.int64), np.array(values))
 
     def _evict(self) -> None:
         """Drop the weakest tenth in one vectorised pass, so eviction is rare and cheap."""
@@ -172,31 +133,6 @@ class Trending(GlobalRecommender):
                 scores = DecayedScores(self.half_life_s, max(10, self.max_items // 10))
                 self._by_category[event.category] = scores
             scores.add(event.item_id, weight, event.ts)
-
-    def learn_many(self, events: Iterable[Event]) -> None:
-        """As :meth:`learn_one` of each event in order, each scope's scores added in one pass; categories touched
-        in the order of their last event, as one by one (one by one when new ones would evict others)."""
-        learned = [(event, weight) for event in events if (weight := self._weights.get(event.type, 0.0)) != 0.0]
-        by_category: dict[str, list[tuple[Event, float]]] = {}
-        for event, weight in learned:
-            if event.category is not None:
-                by_category.setdefault(event.category, []).append((event, weight))
-        new = sum(category not in self._by_category for category in by_category)
-        if len(self._by_category) + new > self.max_categories:
-            for event, _ in learned:
-                self.learn_one(event)
-            return
-        self._add(self._global, learned)
-        last = {event.category: n for n, (event, _) in enumerate(learned) if event.category is not None}
-        for category in sorted(by_category, key=last.__getitem__):
-            scores = self._by_category.get(category)
-            if scores is None:
-                scores = self._by_category[category] = DecayedScores(self.half_life_s, max(10, self.max_items // 10))
-            self._add(scores, by_category[category])
-
-    @staticmethod
-    def _add(scores: DecayedScores, learned: list[tuple[Event, float]]) -> None:
-        scores.add_many([e.item_id for e, _ in learned], [w for _, w in learned], [e.ts for e, _ in learned])
 
     def top(self, k: int, category: str | None = None) -> list[Scored]:
         if category is None:
