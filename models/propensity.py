@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ from river import base, compose, linear_model, optim, preprocessing
 
 from shopstream.models.base import Model
 from shopstream.models.events import Event
+from shopstream.models.propensity_kernel import learn_rows
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class SessionPropensity(Model):
     Examples
     --------
     >>> from shopstream.models.events import Event
+from shopstream.models.propensity_kernel import learn_rows
     >>> model = SessionPropensity(timeout_s=60)
     >>> t = 0.0
     >>> for n in range(200):
@@ -127,8 +129,21 @@ class SessionPropensity(Model):
         self._next_expiry = -math.inf
         self._front: str | None = None
         self.labelled = Counter[bool]()
+        # Snapshots labelled in the current batch, learned at its end by the default pipeline (_learn_labelled).
+        self._labelled_rows: list[tuple[float, ...]] = []
+        self._labels: list[bool] = []
 
     def learn_one(self, event: Event) -> None:
+        self.learn_many((event,))
+
+    def learn_many(self, events: Iterable[Event]) -> None:
+        """Learn in order; the snapshots of the sessions the batch labels are learned together at its end (in
+        the order they were labelled, as one by one: no prediction is made in between)."""
+        for event in events:
+            self._learn(event)
+        self._learn_labelled()
+
+    def _learn(self, event: Event) -> None:
         if event.ts >= self._next_expiry:
             self._expire(event.ts)
         session = self._sessions.get(event.session_id)
@@ -180,8 +195,37 @@ class SessionPropensity(Model):
         for snapshot in session.snapshots:
             features = _features(snapshot)
             if _finite(features):  # one infinite feature would turn every weight, so every session's score, NaN
-                self._model.learn_one(features, converted)
+                if self.classifier is None:
+                    self._labelled_rows.append(tuple(features.values()))
+                    self._labels.append(converted)
+                else:
+                    self._model.learn_one(features, converted)
         self.labelled[converted] += 1
+
+    def _learn_labelled(self) -> None:
+        """The default pipeline learns the rows labelled since the last call in one compiled pass, its state read
+        from and written back to River's scaler and regression (models/propensity_kernel.py)."""
+        if not self._labels:
+            return
+        x = np.array(self._labelled_rows, dtype=np.float64)
+        y = np.array(self._labels, dtype=np.bool_)
+        self._labelled_rows, self._labels = [], []
+        scaler, regression = self._model.steps.values()
+        counts = np.array([scaler.counts.get(name, 0) for name in FEATURES], dtype=np.float64)
+        means = np.array([scaler.means.get(name, 0.0) for name in FEATURES])
+        variances = np.array([scaler.vars.get(name, 0.0) for name in FEATURES])
+        held = regression.weights
+        weights = np.array([held.get(name, 0.0) for name in FEATURES])
+        intercept = np.array([regression.intercept])
+        learn_rows(x, y, counts, means, variances, weights, intercept, regression.optimizer.learning_rate,
+                   regression.intercept_lr.get(regression.optimizer.n_iterations), regression.clip_gradient)
+        for name, count, mean, variance, weight in zip(
+            FEATURES, counts.tolist(), means.tolist(), variances.tolist(), weights.tolist(), strict=True
+        ):
+            scaler.counts[name], scaler.means[name], scaler.vars[name] = int(count), mean, variance
+            regression._weights[name] = weight
+        regression.intercept = float(intercept[0])
+        regression.optimizer.n_iterations += len(y)
 
     def predict_session(self, session_id: str) -> float | None:
         """P(the open session converts) given everything seen so far; None if it is not open."""

@@ -8,7 +8,7 @@ import pickle
 import random
 
 import pytest
-from river import metrics
+from river import compose, linear_model, metrics, optim, preprocessing
 
 from shopstream.models.events import Event
 from shopstream.models.propensity import SessionPropensity
@@ -102,3 +102,42 @@ def test_sessions_scored_together_as_river_scores_each():
     assert [g is None for g in got] == [e is None for e in expected] and got[-2:] == [None, None]
     assert all(g == pytest.approx(e, rel=1e-9, abs=1e-12) for g, e in zip(got, expected, strict=True) if e is not None)
     assert sum(e is not None for e in expected) > 50 and len(set(expected)) > 40
+
+
+def _river_default() -> compose.Pipeline:
+    """The default pipeline, given explicitly: a given classifier learns through River's own ``learn_one``."""
+    return compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(optim.SGD(0.05)))
+
+
+@pytest.mark.parametrize("batch", [1, 37, 5000])
+def test_compiled_learning_is_rivers_learning(batch):
+    """The default pipeline's labelled snapshots learned in one compiled pass per batch against the same pipeline
+    learning them through River, on sessions that convert, time out, are evicted and carry an infinite price:
+    the scaler's statistics, the weights, the intercept and every open session's score agree."""
+    compiled = SessionPropensity(max_sessions=40)
+    river = SessionPropensity(classifier=_river_default(), max_sessions=40)
+    rng, t = random.Random(batch), 1e9
+    kinds = ["view", "view", "view", "add_to_cart", "remove_from_cart", "purchase"]
+    events = []
+    for i in range(6000):
+        t += rng.choice([1.0, 3.0, 60.0, 2500.0]) if rng.random() < 0.05 else rng.random() * 4
+        price = float("inf") if i == 3000 else rng.choice([1.0, 9.5, 120.0])
+        events.append(Event(f"e{i}", t, f"s{rng.randrange(70)}", rng.choice(kinds), f"i{rng.randrange(40)}",
+                            price=price))
+    for start in range(0, len(events), batch):
+        compiled.learn_many(events[start : start + batch])
+        river.learn_many(events[start : start + batch])
+    (scaler, regression), (river_scaler, river_regression) = (m._model.steps.values() for m in (compiled, river))
+    assert dict(scaler.counts) == dict(river_scaler.counts) and sum(compiled.labelled.values()) > 500
+    for ours, theirs in ((scaler.means, river_scaler.means), (scaler.vars, river_scaler.vars),
+                         (regression.weights, river_regression.weights)):
+        assert list(ours) == list(theirs)
+        assert all(ours[name] == pytest.approx(theirs[name], rel=1e-9, abs=1e-12) for name in theirs)
+    assert regression.intercept == pytest.approx(river_regression.intercept, rel=1e-9)
+    assert regression.optimizer.n_iterations == river_regression.optimizer.n_iterations
+    open_sessions = list(river._sessions)
+    assert list(compiled._sessions) == open_sessions
+    for got, expected in zip(compiled.predict_sessions(open_sessions), river.predict_sessions(open_sessions),
+                             strict=True):
+        assert (got is None) == (expected is None)
+        assert got is None or got == pytest.approx(expected, rel=1e-9, abs=1e-12)
