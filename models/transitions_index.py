@@ -73,6 +73,7 @@ class IndexedTransitions(SessionTransitions):
         self._scores = np.zeros(ids, np.float64)
         self._seen = np.full(ids, -1, np.int64)
         self._slot = np.full(ids, -1, np.int64)
+        self._memo = np.full(ids, -1, np.int64)
 
     @property
     def _state(self) -> tuple[np.ndarray, ...]:
@@ -156,7 +157,7 @@ class IndexedTransitions(SessionTransitions):
             return out
         items, scores, counts = session_lists(
             self._state, np.array(recents, np.int64), np.array(starts, np.int64), self._decays, k,
-            self.max_neighbours, self.covisit_weight, self._scores, self._seen, self._slot,
+            self.max_neighbours, self.covisit_weight, self._scores, self._seen, self._slot, self._memo,
         )
         rows = zip(listed, self._names[items].tolist(), scores.tolist(), counts.tolist(), strict=True)
         for i, names, values, n in rows:
@@ -188,7 +189,7 @@ class IndexedTransitions(SessionTransitions):
             state[name] = state[name][:, :rows]
         used = np.arange(self._width) < self._cnt[:, :rows, None]
         state["_dst"], state["_wt"] = self._dst[:, :rows][used], self._wt[:, :rows][used]
-        for name in ("_scores", "_seen", "_slot"):
+        for name in ("_scores", "_seen", "_slot", "_memo"):
             del state[name]
         return state
 

@@ -203,50 +203,56 @@ def neighbours(state, g, item, max_neighbours):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def session_list(state, recent, decays, k, max_neighbours, covisit_weight, scores, seen, slot):  # type: ignore[no-untyped-def]
-    """``ItemTransitions.recommend_session`` uncached: each recent item's vote (its strongest transitions and
-    co-visits, each graph normalised to its weight, added), the item ``p`` steps back from the last one times
-    ``decays[p]``, added per item; the ``k`` best, equal scores in order of first appearance. ``recent``: ids,
-    oldest first, -1 for an item without edges. ``scores``, ``seen`` and ``slot`` are scratch arrays over item
-    ids (``seen`` and ``slot`` all -1, and left so)."""
+def _item_vote(state, item, max_neighbours, covisit_weight, slot, vote_items, vote_values):  # type: ignore[no-untyped-def]
+    """The item's vote, written to ``vote_items``/``vote_values`` (returns how many): its strongest transitions
+    and co-visits, each graph normalised to its weight, added, in first-seen order (the first graph's edges,
+    then the second's new ones). ``slot``: scratch over item ids, all -1, and left so."""
     row_of = state[0]
+    n_votes = 0
+    for g in range(2):
+        row = row_of[g, item]
+        if row < 0:
+            continue
+        edges_dst, edges_wt = _strongest(state, g, row, max_neighbours)
+        total = 0.0
+        for j in range(edges_wt.shape[0]):
+            total += edges_wt[j]
+        if total <= 0:
+            continue
+        scale = (1.0 if g == 0 else covisit_weight) / total
+        for j in range(edges_dst.shape[0]):
+            other = edges_dst[j]
+            value = edges_wt[j] * scale
+            v = slot[other]
+            if v >= 0:
+                vote_values[v] = vote_values[v] + value
+            else:
+                slot[other] = n_votes
+                vote_items[n_votes] = other
+                vote_values[n_votes] = value
+                n_votes += 1
+    for v in range(n_votes):
+        slot[vote_items[v]] = -1
+    return n_votes
+
+
+@numba.njit(cache=True, nogil=True)
+def _session_top(recent, decays, k, memo, vote_items, vote_values, vote_n, scores, seen):  # type: ignore[no-untyped-def]
+    """``ItemTransitions.recommend_session`` uncached: the recent items' votes (``memo[item]``: the item's row of
+    ``vote_items``/``vote_values``), the item ``p`` steps back from the last one times ``decays[p]``, added per
+    item; the ``k`` best, equal scores in order of first appearance. ``recent``: ids, oldest first, -1 for an
+    item without edges. ``scores`` and ``seen`` are scratch over item ids (``seen`` all -1, and left so)."""
     listed = [np.int64(0) for _ in range(0)]
-    vote_items = np.empty(4 * max_neighbours, np.int64)
-    vote_values = np.empty(4 * max_neighbours, np.float64)
     n_recent = recent.shape[0]
     for position in range(n_recent):
         item = recent[n_recent - 1 - position]
         if item < 0:
             continue
-        # The item's vote, in first-seen order: the first graph's edges, then the second's new ones.
-        n_votes = 0
-        for g in range(2):
-            row = row_of[g, item]
-            if row < 0:
-                continue
-            edges_dst, edges_wt = _strongest(state, g, row, max_neighbours)
-            total = 0.0
-            for j in range(edges_wt.shape[0]):
-                total += edges_wt[j]
-            if total <= 0:
-                continue
-            scale = (1.0 if g == 0 else covisit_weight) / total
-            for j in range(edges_dst.shape[0]):
-                other = edges_dst[j]
-                value = edges_wt[j] * scale
-                v = slot[other]
-                if v >= 0:
-                    vote_values[v] = vote_values[v] + value
-                else:
-                    slot[other] = n_votes
-                    vote_items[n_votes] = other
-                    vote_values[n_votes] = value
-                    n_votes += 1
+        at = memo[item]
         decay = decays[position]
-        for v in range(n_votes):
-            other = vote_items[v]
-            slot[other] = -1
-            value = vote_values[v] if position == 0 else vote_values[v] * decay
+        for v in range(vote_n[at]):
+            other = vote_items[at, v]
+            value = vote_values[at, v] if position == 0 else vote_values[at, v] * decay
             if seen[other] < 0:
                 seen[other] = len(listed)
                 listed.append(other)
@@ -278,19 +284,37 @@ def session_list(state, recent, decays, k, max_neighbours, covisit_weight, score
 
 
 @numba.njit(cache=True, nogil=True)
-def session_lists(state, recents, starts, decays, k, max_neighbours, covisit_weight, scores, seen, slot):  # type: ignore[no-untyped-def]
-    """:func:`session_list` of each session ``s``, whose recent ids are ``recents[starts[s]:starts[s + 1]]``: one
-    call for a step's sessions (a call's dispatch costs more than a short list). Rows of at most ``k`` ids and
-    scores, ``counts`` of them used."""
+def session_lists(state, recents, starts, decays, k, max_neighbours, covisit_weight, scores, seen, slot, memo):  # type: ignore[no-untyped-def]
+    """The list of each session ``s``, whose recent ids are ``recents[starts[s]:starts[s + 1]]``, in one call for
+    a step's sessions: an item's vote is the same for every session that clicked it (nothing is learned during
+    the call), so each distinct item's is built once (a popular item's rows are read by many sessions of a
+    step, and a row over ``max_neighbours`` edges is sorted to be read). Rows of at most ``k`` ids and scores,
+    ``counts`` of them used. ``memo``: scratch over item ids, all -1, and left so."""
+    distinct = 0
+    for item in recents:
+        if item >= 0 and memo[item] < 0:
+            memo[item] = distinct
+            distinct += 1
+    width = 2 * max_neighbours  # a vote holds at most the strongest edges of both graphs
+    vote_items = np.empty((distinct, width), np.int64)
+    vote_values = np.empty((distinct, width), np.float64)
+    vote_n = np.full(distinct, -1, np.int64)
+    for item in recents:
+        if item >= 0 and vote_n[memo[item]] < 0:
+            at = memo[item]
+            vote_n[at] = _item_vote(state, item, max_neighbours, covisit_weight, slot, vote_items[at], vote_values[at])
     n = starts.shape[0] - 1
     items = np.zeros((n, k), np.int64)
     values = np.zeros((n, k), np.float64)
     counts = np.zeros(n, np.int64)
     for s in range(n):
-        top_items, top_scores = session_list(state, recents[starts[s] : starts[s + 1]], decays, k, max_neighbours,
-                                             covisit_weight, scores, seen, slot)
+        top_items, top_scores = _session_top(recents[starts[s] : starts[s + 1]], decays, k, memo, vote_items,
+                                             vote_values, vote_n, scores, seen)
         c = top_items.shape[0]
         counts[s] = c
         items[s, :c] = top_items
         values[s, :c] = top_scores
+    for item in recents:
+        if item >= 0:
+            memo[item] = -1
     return items, values, counts
