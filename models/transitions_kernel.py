@@ -237,11 +237,12 @@ def _item_vote(state, item, max_neighbours, covisit_weight, slot, vote_items, vo
 
 
 @numba.njit(cache=True, nogil=True)
-def _session_top(recent, decays, k, memo, vote_items, vote_values, vote_n, scores, seen):  # type: ignore[no-untyped-def]
-    """``ItemTransitions.recommend_session`` uncached: the recent items' votes (``memo[item]``: the item's row of
-    ``vote_items``/``vote_values``), the item ``p`` steps back from the last one times ``decays[p]``, added per
-    item; the ``k`` best, equal scores in order of first appearance. ``recent``: ids, oldest first, -1 for an
-    item without edges. ``scores`` and ``seen`` are scratch over item ids (``seen`` all -1, and left so)."""
+def _session_top(recent, decays, k, memo, vote_items, vote_values, vote_start, vote_end, scores, seen):  # type: ignore[no-untyped-def]
+    """``ItemTransitions.recommend_session`` uncached: the recent items' votes (an item's in ``vote_items`` and
+    ``vote_values`` from ``vote_start[memo[item]]`` to ``vote_end[memo[item]]``), the item ``p`` steps back from
+    the last one times ``decays[p]``, added per item; the ``k`` best, equal scores in order of first appearance.
+    ``recent``: ids, oldest first, -1 for an item without edges. ``scores`` and ``seen`` are scratch over item
+    ids (``seen`` all -1, and left so)."""
     listed = [np.int64(0) for _ in range(0)]
     n_recent = recent.shape[0]
     for position in range(n_recent):
@@ -250,9 +251,9 @@ def _session_top(recent, decays, k, memo, vote_items, vote_values, vote_n, score
             continue
         at = memo[item]
         decay = decays[position]
-        for v in range(vote_n[at]):
-            other = vote_items[at, v]
-            value = vote_values[at, v] if position == 0 else vote_values[at, v] * decay
+        for v in range(vote_start[at], vote_end[at]):
+            other = vote_items[v]
+            value = vote_values[v] if position == 0 else vote_values[v] * decay
             if seen[other] < 0:
                 seen[other] = len(listed)
                 listed.append(other)
@@ -295,21 +296,25 @@ def session_lists(state, recents, starts, decays, k, max_neighbours, covisit_wei
         if item >= 0 and memo[item] < 0:
             memo[item] = distinct
             distinct += 1
-    width = 2 * max_neighbours  # a vote holds at most the strongest edges of both graphs
-    vote_items = np.empty((distinct, width), np.int64)
-    vote_values = np.empty((distinct, width), np.float64)
-    vote_n = np.full(distinct, -1, np.int64)
+    # The votes one after another, the ``memo[item]``-th from ``vote_start`` to ``vote_end`` (a vote holds at most
+    # the strongest edges of both graphs).
+    vote_items = np.empty(distinct * 2 * max_neighbours, np.int64)
+    vote_values = np.empty(distinct * 2 * max_neighbours, np.float64)
+    vote_start = np.full(distinct, -1, np.int64)
+    vote_end = np.empty(distinct, np.int64)
+    end = 0
     for item in recents:
-        if item >= 0 and vote_n[memo[item]] < 0:
-            at = memo[item]
-            vote_n[at] = _item_vote(state, item, max_neighbours, covisit_weight, slot, vote_items[at], vote_values[at])
+        if item >= 0 and vote_start[memo[item]] < 0:
+            vote_start[memo[item]] = end
+            end += _item_vote(state, item, max_neighbours, covisit_weight, slot, vote_items[end:], vote_values[end:])
+            vote_end[memo[item]] = end
     n = starts.shape[0] - 1
     items = np.zeros((n, k), np.int64)
     values = np.zeros((n, k), np.float64)
     counts = np.zeros(n, np.int64)
     for s in range(n):
         top_items, top_scores = _session_top(recents[starts[s] : starts[s + 1]], decays, k, memo, vote_items,
-                                             vote_values, vote_n, scores, seen)
+                                             vote_values, vote_start, vote_end, scores, seen)
         c = top_items.shape[0]
         counts[s] = c
         items[s, :c] = top_items
