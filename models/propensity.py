@@ -81,7 +81,6 @@ class SessionPropensity(Model):
     Examples
     --------
     >>> from shopstream.models.events import Event
-from shopstream.models.propensity_kernel import learn_rows
     >>> model = SessionPropensity(timeout_s=60)
     >>> t = 0.0
     >>> for n in range(200):
