@@ -58,6 +58,15 @@ def _features(snapshot: tuple[float, ...]) -> dict[str, float]:
     }
 
 
+def _rows(snapshots: Sequence[tuple[float, ...]]) -> np.ndarray:
+    """Snapshots as the pipeline's feature rows, in ``FEATURES`` order (what :func:`_features` gives, as a
+    matrix); a snapshot with a value out of range gets a non-finite row."""
+    x = np.array(snapshots, dtype=np.float64).reshape(len(snapshots), len(FEATURES))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x[:, _LOGGED] = np.log1p(x[:, _LOGGED])
+    return x
+
+
 def _finite(features: dict[str, float]) -> bool:
     return all(math.isfinite(value) for value in features.values())
 
@@ -129,7 +138,7 @@ class SessionPropensity(Model):
         self._front: str | None = None
         self.labelled = Counter[bool]()
         # Snapshots labelled in the current batch, learned at its end by the default pipeline (_learn_labelled).
-        self._labelled_rows: list[tuple[float, ...]] = []
+        self._labelled_rows: list[tuple[float, ...]] = []  # raw snapshots
         self._labels: list[bool] = []
 
     def learn_one(self, event: Event) -> None:
@@ -191,13 +200,13 @@ class SessionPropensity(Model):
         self._front, self._next_expiry = None, -math.inf
 
     def _label(self, session: _Session, converted: bool) -> None:
-        for snapshot in session.snapshots:
-            features = _features(snapshot)
-            if _finite(features):  # one infinite feature would turn every weight, so every session's score, NaN
-                if self.classifier is None:
-                    self._labelled_rows.append(tuple(features.values()))
-                    self._labels.append(converted)
-                else:
+        if self.classifier is None:  # learned at the batch's end (_learn_labelled)
+            self._labelled_rows += session.snapshots
+            self._labels += [converted] * len(session.snapshots)
+        else:
+            for snapshot in session.snapshots:
+                features = _features(snapshot)
+                if _finite(features):  # one infinite feature would turn every weight, so every score, NaN
                     self._model.learn_one(features, converted)
         self.labelled[converted] += 1
 
@@ -206,15 +215,14 @@ class SessionPropensity(Model):
         from and written back to River's scaler and regression (models/propensity_kernel.py)."""
         if not self._labels:
             return
-        x = np.array(self._labelled_rows, dtype=np.float64)
-        y = np.array(self._labels, dtype=np.bool_)
+        x, y = _rows(self._labelled_rows), np.array(self._labels, dtype=np.bool_)
         self._labelled_rows, self._labels = [], []
-        scaler, regression = self._model.steps.values()
+        finite = np.isfinite(x).all(axis=1)  # one infinite feature would turn every weight, so every score, NaN
+        x, y = x[finite], y[finite]
+        if not len(y):
+            return
+        scaler, regression, means, variances, weights = self._river_state()
         counts = np.array([scaler.counts.get(name, 0) for name in FEATURES], dtype=np.float64)
-        means = np.array([scaler.means.get(name, 0.0) for name in FEATURES])
-        variances = np.array([scaler.vars.get(name, 0.0) for name in FEATURES])
-        held = regression.weights
-        weights = np.array([held.get(name, 0.0) for name in FEATURES])
         intercept = np.array([regression.intercept])
         learn_rows(x, y, counts, means, variances, weights, intercept, regression.optimizer.learning_rate,
                    regression.intercept_lr.get(regression.optimizer.n_iterations), regression.clip_gradient)
@@ -250,14 +258,8 @@ class SessionPropensity(Model):
         out: list[float | None] = [None] * len(session_ids)
         if not rows:
             return out
-        x = np.array([(s.snapshots[-1] if s.snapshots else s.snapshot()) for s in (found[i] for i in rows)],
-                     dtype=np.float64)
-        x[:, _LOGGED] = np.log1p(x[:, _LOGGED])
-        scaler, regression = self._model.steps.values()
-        means = np.array([scaler.means.get(name, 0.0) for name in FEATURES])
-        variances = np.array([scaler.vars.get(name, 0.0) for name in FEATURES])
-        weights = regression.weights
-        coefficients = np.array([weights.get(name, 0.0) for name in FEATURES])
+        x = _rows([(s.snapshots[-1] if s.snapshots else s.snapshot()) for s in (found[i] for i in rows)])
+        _, regression, means, variances, coefficients = self._river_state()
         with np.errstate(divide="ignore", invalid="ignore"):
             scaled = np.where(variances > 0, (x - means) / np.sqrt(variances), 0.0)
             probabilities = regression.loss.mean_func((scaled * coefficients).sum(axis=1) + regression.intercept)
@@ -266,6 +268,15 @@ class SessionPropensity(Model):
             if ok:
                 out[i] = probability
         return out
+
+    def _river_state(self) -> tuple[preprocessing.StandardScaler, linear_model.LogisticRegression, np.ndarray,
+                                    np.ndarray, np.ndarray]:
+        """The default pipeline's scaler and regression, and their means, variances and weights in ``FEATURES``
+        order (0 for a feature not seen yet, as River's defaults)."""
+        scaler, regression = self._model.steps.values()
+        weights = regression.weights
+        return (scaler, regression, *(np.array([held.get(name, 0.0) for name in FEATURES])
+                                      for held in (scaler.means, scaler.vars, weights)))
 
     def size(self) -> dict[str, int]:
         return {"sessions": len(self._sessions)}

@@ -1,7 +1,7 @@
 """River's ``StandardScaler | LogisticRegression(SGD)`` learning step, compiled, for a batch of labelled rows.
 
 The purchase propensity learns up to eight feature snapshots per session when the session ends; through
-River's pipeline each costs ~15 µs of dict work (scaler update, transform, gradient, step), the largest model
+River's pipeline each costs ~10 µs of dict work (scaler update, transform, gradient, step), the largest model
 cost of a catch-up step. These loops do the same arithmetic on arrays, row after row in order, and
 :class:`~shopstream.models.propensity.SessionPropensity` writes the result back into River's own state, which
 stays the model (scoring, checkpoints); ``tests/unit/test_propensity.py`` holds the two paths together.

@@ -232,21 +232,6 @@ def blended(ids, scores, counts, scales, k):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def _by_value(values, picked):  # type: ignore[no-untyped-def]
-    """``picked`` ordered by their values, largest first, equal values in index order. A quicksort, then
-    runs of equal values put in index order: what a stable sort gives, at a quicksort's cost (numba's
-    mergesort is several times slower, and ties are rare)."""
-    order = picked[np.argsort(-values[picked])]
-    start = 0
-    for i in range(1, len(order) + 1):
-        if i == len(order) or values[order[i]] != values[order[start]]:
-            if i - start > 1:
-                order[start:i] = np.sort(order[start:i])
-            start = i
-    return order
-
-
-@numba.njit(cache=True, nogil=True)
 def _at_least_kth(values, k):  # type: ignore[no-untyped-def]
     """Indices of the values at or above the ``k``-th largest, in index order: the only ones that can be among
     the ``k`` largest (exactly those ``k`` where values are unique)."""
@@ -256,24 +241,32 @@ def _at_least_kth(values, k):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def _ranked(values, k, ties):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` largest values, largest first, equal values by ascending ``ties`` (unique per
+    index). A quicksort, then each run of equal values put in order: a stable sort's result at a quicksort's
+    cost (numba's mergesort, its only stable sort, is several times slower, and ties are rare)."""
+    picked = _at_least_kth(values, k)
+    order = picked[np.argsort(-values[picked])]
+    start = 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or values[order[i]] != values[order[start]]:
+            if i - start > 1:
+                run = order[start:i]
+                order[start:i] = run[np.argsort(ties[run])]
+            start = i
+    return order[:k]
+
+
+@numba.njit(cache=True, nogil=True)
 def _top(values, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` largest values, largest first, equal values in index order (a stable top-k)."""
-    return _by_value(values, _at_least_kth(values, k))[:k]
+    return _ranked(values, k, np.arange(len(values)))
 
 
 @numba.njit(cache=True, nogil=True)
 def _top_recent_first(sims, seq, cands, k):  # type: ignore[no-untyped-def]
-    """Indices of the ``k`` most similar candidates, the more recent first among equals."""
-    picked = _at_least_kth(sims, k)
-    order = picked[np.argsort(-sims[picked])]
-    start = 0
-    for i in range(1, len(order) + 1):  # equal similarities: the more recent (``seq`` is unique) first
-        if i == len(order) or sims[order[i]] != sims[order[start]]:
-            if i - start > 1:
-                run = order[start:i]
-                order[start:i] = run[np.argsort(-seq[cands[run]])]
-            start = i
-    return order[:k]
+    """Indices of the ``k`` most similar candidates, the more recent (``seq`` is unique) first among equals."""
+    return _ranked(sims, k, -seq[cands])
 
 
 # -- the index: sessions as rows of item ids, postings as blocks of one pool ----------------------------
